@@ -1,0 +1,46 @@
+"""resilient_http: per-host circuit breakers, safe retries and fallbacks for httpx."""
+
+from ._breaker import Breaker as Breaker
+from ._breaker import CircuitState as CircuitState
+from ._client import ResilientClient as ResilientClient
+from ._events import AttemptFinished as AttemptFinished
+from ._events import BreakerEvicted as BreakerEvicted
+from ._events import CallRejected as CallRejected
+from ._events import Event as Event
+from ._events import FallbackServed as FallbackServed
+from ._events import Listener as Listener
+from ._events import RetryScheduled as RetryScheduled
+from ._events import StateChanged as StateChanged
+from ._exceptions import BulkheadFullError as BulkheadFullError
+from ._exceptions import CircuitOpenError as CircuitOpenError
+from ._exceptions import RejectedError as RejectedError
+from ._policy import BreakerPolicy as BreakerPolicy
+from ._policy import Policy as Policy
+from ._policy import RetryBudget as RetryBudget
+from ._policy import RetryPolicy as RetryPolicy
+from ._transport import ResilientTransport as ResilientTransport
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttemptFinished",
+    "Breaker",
+    "BreakerEvicted",
+    "BreakerPolicy",
+    "BulkheadFullError",
+    "CallRejected",
+    "CircuitOpenError",
+    "CircuitState",
+    "Event",
+    "FallbackServed",
+    "Listener",
+    "Policy",
+    "RejectedError",
+    "ResilientClient",
+    "ResilientTransport",
+    "RetryBudget",
+    "RetryPolicy",
+    "RetryScheduled",
+    "StateChanged",
+    "__version__",
+]

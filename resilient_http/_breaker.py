@@ -1,0 +1,372 @@
+"""The circuit breaker: a sans-IO state machine driven by an injected clock.
+
+It performs no IO and never awaits, so under asyncio or trio every method runs
+atomically. The transport asks it for a :class:`Ticket` before each attempt
+(``admit``), and reports how the attempt ended with exactly one of
+``on_success``, ``on_failure`` or ``on_ignored``::
+
+    CLOSED --(threshold failures / failure share)--> OPEN
+    OPEN --(recovery timeout elapsed)--> HALF_OPEN
+    HALF_OPEN --(success_threshold probe successes)--> CLOSED
+    HALF_OPEN --(any probe failure)--> OPEN (timer restarts, period may grow)
+
+Outcomes of tickets issued before the last transition are stale and ignored:
+a slow call admitted while closed cannot reopen a circuit that has since
+closed again, nor close one that is now open.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+from collections.abc import Callable
+from typing import Any
+
+from ._policy import BreakerPolicy
+
+__all__ = ["Breaker", "CircuitState", "Clock", "Ticket"]
+
+Clock = Callable[[], float]
+"""A monotonic clock in seconds, ``time.monotonic`` by default."""
+
+
+class CircuitState(str, enum.Enum):
+    """The state of one host's circuit. Values are JSON-friendly strings."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
+
+#: Called as ``hook(breaker, old_state, new_state)`` after every transition.
+TransitionHook = Callable[["Breaker", CircuitState, CircuitState], None]
+
+
+class Ticket:
+    """Permission for one attempt. Give it back exactly once."""
+
+    __slots__ = ("done", "generation", "probe")
+
+    def __init__(self, generation: int, probe: bool) -> None:
+        self.generation = generation
+        self.probe = probe
+        self.done = False
+
+
+class _Window:
+    """Time-sliced counters over the last ``window`` seconds (O(1) per call)."""
+
+    __slots__ = ("_calls", "_epoch", "_failures", "_slow", "_width", "calls", "failures", "slow")
+
+    BUCKETS = 10
+
+    def __init__(self, window: float) -> None:
+        self._width = window / self.BUCKETS
+        self._calls = [0] * self.BUCKETS
+        self._failures = [0] * self.BUCKETS
+        self._slow = [0] * self.BUCKETS
+        self._epoch = -1
+        self.calls = self.failures = self.slow = 0
+
+    def clear(self) -> None:
+        for series in (self._calls, self._failures, self._slow):
+            series[:] = [0] * self.BUCKETS
+        self.calls = self.failures = self.slow = 0
+
+    def _roll(self, now: float) -> int:
+        epoch = int(now // self._width)
+        last = self._epoch
+        if epoch != last:
+            if last < 0 or epoch - last >= self.BUCKETS:
+                self.clear()
+            else:
+                for e in range(last + 1, epoch + 1):
+                    i = e % self.BUCKETS
+                    self.calls -= self._calls[i]
+                    self.failures -= self._failures[i]
+                    self.slow -= self._slow[i]
+                    self._calls[i] = self._failures[i] = self._slow[i] = 0
+            self._epoch = epoch
+        return epoch % self.BUCKETS
+
+    def add(self, now: float, failed: bool, slow: bool) -> None:
+        i = self._roll(now)
+        self._calls[i] += 1
+        self.calls += 1
+        if failed:
+            self._failures[i] += 1
+            self.failures += 1
+        if slow:
+            self._slow[i] += 1
+            self.slow += 1
+
+    def totals(self, now: float) -> tuple[int, int, int]:
+        self._roll(now)
+        return self.calls, self.failures, self.slow
+
+
+class Breaker:
+    """One host's circuit breaker.
+
+    Get one with ``ResilientTransport.breaker(host_or_url)``. ``state`` is the
+    current :class:`CircuitState`; ``force_open()`` holds the circuit open and
+    ``force_closed()`` holds it closed until ``reset()`` (or the other forcing
+    call); ``reset()`` returns to a fresh closed circuit.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_closed_ticket",
+        "_failures",
+        "_forced",
+        "_generation",
+        "_hook",
+        "_open_period",
+        "_open_until",
+        "_opened_total",
+        "_probe_successes",
+        "_probes",
+        "_random",
+        "_rate",
+        "_slow_after",
+        "_state",
+        "_streak",
+        "_window",
+        "key",
+        "policy",
+    )
+
+    def __init__(
+        self,
+        key: str,
+        policy: BreakerPolicy | None = None,
+        *,
+        clock: Clock,
+        on_transition: TransitionHook | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.key = key
+        self.policy = policy = policy if policy is not None else BreakerPolicy()
+        self._clock = clock
+        self._hook = on_transition
+        self._random = rng if rng is not None else random.Random()
+        self._state = CLOSED
+        self._generation = 0
+        self._closed_ticket = Ticket(0, probe=False)
+        self._failures = 0
+        self._probes = 0
+        self._probe_successes = 0
+        self._open_until = 0.0
+        self._open_period = policy.recovery_timeout
+        self._streak = 0
+        self._opened_total = 0
+        self._forced: CircuitState | None = None
+        self._rate = policy.rate_mode
+        self._slow_after = policy.slow_call_duration
+        self._window = _Window(policy.window) if self._rate else None
+
+    # -- reading -------------------------------------------------------------
+
+    @property
+    def state(self) -> CircuitState:
+        """The current state (an open circuit whose timer ran out reads half-open)."""
+        if self._state is OPEN and self._forced is None and self._clock() >= self._open_until:
+            self._to_half_open()
+        return self._state
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until a probe may go: 0 unless open; ``inf`` while forced open."""
+        if self._forced is OPEN:
+            return math.inf
+        if self._state is OPEN:
+            return max(0.0, self._open_until - self._clock())
+        return 0.0
+
+    @property
+    def forced(self) -> CircuitState | None:
+        return self._forced
+
+    @property
+    def failure_count(self) -> int:
+        """Consecutive failures so far while closed (consecutive mode)."""
+        return self._failures
+
+    @property
+    def probes_in_flight(self) -> int:
+        return self._probes
+
+    def is_rejecting(self) -> bool:
+        """Would a call be rejected right now? Never changes state."""
+        state = self._state
+        if state is CLOSED:
+            return False
+        if state is OPEN:
+            return self._forced is OPEN or self._clock() < self._open_until
+        return self._probes >= self.policy.half_open_max_calls
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-serialisable view of this breaker."""
+        state = self.state
+        data: dict[str, Any] = {
+            "state": state.value,
+            "forced": self._forced.value if self._forced is not None else None,
+            "consecutive_failures": self._failures,
+            "opened_total": self._opened_total,
+            "retry_after": None if math.isinf(self.retry_after) else round(self.retry_after, 3),
+            "open_period": round(self._open_period, 3),
+            "probes_in_flight": self._probes,
+        }
+        if self._window is not None:
+            calls, failures, slow = self._window.totals(self._clock())
+            data["window"] = {"calls": calls, "failures": failures, "slow_calls": slow}
+        return data
+
+    # -- admission -----------------------------------------------------------
+
+    def admit(self) -> Ticket | None:
+        """A ticket for one attempt, or ``None`` when the call must be rejected."""
+        state = self._state
+        if state is CLOSED:
+            return self._closed_ticket
+        if state is OPEN:
+            if self._forced is OPEN or self._clock() < self._open_until:
+                return None
+            self._to_half_open()
+        if self._probes >= self.policy.half_open_max_calls:
+            return None
+        self._probes += 1
+        return Ticket(self._generation, probe=True)
+
+    # -- outcomes --------------------------------------------------------------
+
+    def on_success(self, ticket: Ticket, duration: float = 0.0) -> None:
+        if ticket.probe:
+            if not self._release_probe(ticket):
+                return
+            self._probe_successes += 1
+            if self._probe_successes >= self.policy.success_threshold:
+                self._streak = 0
+                self._open_period = self.policy.recovery_timeout
+                self._transition(CLOSED)
+            return
+        if ticket.generation != self._generation:
+            return
+        if self._window is not None:
+            slow = self._slow_after is not None and duration >= self._slow_after
+            self._window.add(self._clock(), False, slow)
+            if slow:
+                self._check_rates()
+        else:
+            self._failures = 0
+
+    def on_failure(self, ticket: Ticket, duration: float = 0.0) -> None:
+        if ticket.probe:
+            if not self._release_probe(ticket):
+                return
+            if self._forced is None:
+                self._streak += 1
+                self._open()
+            return
+        if ticket.generation != self._generation:
+            return
+        if self._window is not None:
+            slow = self._slow_after is not None and duration >= self._slow_after
+            self._window.add(self._clock(), True, slow)
+            self._check_rates()
+        else:
+            self._failures += 1
+            if self._failures >= self.policy.failure_threshold and self._forced is None:
+                self._open()
+
+    def on_ignored(self, ticket: Ticket) -> None:
+        """The attempt ended without a verdict (cancelled, caller error): free its slot."""
+        if ticket.probe:
+            self._release_probe(ticket)
+
+    def _release_probe(self, ticket: Ticket) -> bool:
+        """Give a probe slot back; ``True`` if the ticket is current (not stale)."""
+        if ticket.done:
+            return False
+        ticket.done = True
+        if ticket.generation != self._generation:
+            return False
+        self._probes -= 1
+        return True
+
+    def _check_rates(self) -> None:
+        window = self._window
+        assert window is not None
+        calls, failures, slow = window.totals(self._clock())
+        policy = self.policy
+        if calls < policy.minimum_calls or self._forced is not None:
+            return
+        failure_rate = policy.failure_rate
+        if (failure_rate is not None and failures >= failure_rate * calls) or (
+            self._slow_after is not None and slow >= policy.slow_call_rate * calls
+        ):
+            self._open()
+
+    # -- manual control ---------------------------------------------------------
+
+    def force_open(self) -> None:
+        """Hold the circuit open (every call rejected) until ``reset()`` or ``force_closed()``."""
+        self._forced = OPEN
+        if self._state is not OPEN:
+            self._opened_total += 1
+            self._open_until = math.inf
+            self._transition(OPEN)
+
+    def force_closed(self) -> None:
+        """Hold the circuit closed (failures never trip it) until ``reset()``/``force_open()``."""
+        self._forced = CLOSED
+        if self._state is not CLOSED:
+            self._transition(CLOSED)
+
+    def reset(self) -> None:
+        """Back to a fresh closed circuit: counters cleared, forcing released."""
+        self._forced = None
+        self._streak = 0
+        self._open_period = self.policy.recovery_timeout
+        if self._state is not CLOSED:
+            self._transition(CLOSED)
+        else:
+            self._failures = 0
+            if self._window is not None:
+                self._window.clear()
+
+    # -- transitions -----------------------------------------------------------
+
+    def _open(self) -> None:
+        policy = self.policy
+        period = policy.recovery_timeout
+        cap = policy.max_recovery_timeout
+        if cap is not None and self._streak > 0:
+            period = min(cap, period * 2.0 ** min(self._streak, 64))
+            period = min(cap, period * self._random.uniform(0.75, 1.25))
+        self._open_period = period
+        self._open_until = self._clock() + period
+        self._opened_total += 1
+        self._transition(OPEN)
+
+    def _to_half_open(self) -> None:
+        self._transition(HALF_OPEN)
+
+    def _transition(self, new: CircuitState) -> None:
+        old = self._state
+        self._state = new
+        self._generation += 1
+        self._closed_ticket = Ticket(self._generation, probe=False)
+        self._failures = 0
+        self._probes = 0
+        self._probe_successes = 0
+        if self._window is not None:
+            self._window.clear()
+        if self._hook is not None and old is not new:
+            self._hook(self, old, new)

@@ -1,0 +1,114 @@
+"""Retry helpers: ``Retry-After`` parsing, eligibility, the per-host budget."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+
+import httpx
+
+from ._policy import RetryBudget, RetryPolicy
+
+__all__ = ["BudgetState", "can_retry", "parse_retry_after"]
+
+# A header longer than this is garbage, not a delay.
+_MAX_HEADER_LEN = 64
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value, or ``None`` if it is absent
+    or malformed (then the normal backoff applies).
+
+    Accepts delta-seconds (``"120"``) and an HTTP-date (``"Wed, 21 Oct 2015
+    07:28:00 GMT"``; a date in the past means ``0``). Negative, fractional-looking
+    garbage, NaN and absurd values are rejected rather than trusted.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > _MAX_HEADER_LEN:
+        return None
+    if value.isdigit():  # delta-seconds: 1*DIGIT (RFC 9110 §10.2.3)
+        return float(int(value))
+    try:
+        # A plain number ("1.5", "-3") is not an HTTP-date: reject before the date parser.
+        float(value)
+    except ValueError:
+        pass
+    else:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        return None  # HTTP-dates are always GMT; a zone-less date is malformed
+    try:
+        stamp = when.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None
+    delay = stamp - (time.time() if now is None else now)
+    if math.isnan(delay):
+        return None
+    return max(0.0, delay)
+
+
+def can_retry(request: httpx.Request, policy: RetryPolicy) -> bool:
+    """Idempotent (by method or ``Idempotency-Key``) and the body can be replayed."""
+    if policy.attempts < 2:
+        return False
+    if request.method not in policy.methods and "idempotency-key" not in request.headers:
+        return False
+    return isinstance(request.stream, httpx.ByteStream)
+
+
+class BudgetState:
+    """Sliding-window counts of requests and retries for one host's budget."""
+
+    __slots__ = ("_epoch", "_requests", "_retries", "_width", "budget", "requests", "retries")
+
+    BUCKETS = 10
+
+    def __init__(self, budget: RetryBudget) -> None:
+        self.budget = budget
+        self._width = budget.window / self.BUCKETS
+        self._requests = [0] * self.BUCKETS
+        self._retries = [0] * self.BUCKETS
+        self._epoch = -1
+        self.requests = 0
+        self.retries = 0
+
+    def _roll(self, now: float) -> int:
+        epoch = int(now // self._width)
+        last = self._epoch
+        if epoch != last:
+            if last < 0 or epoch - last >= self.BUCKETS:
+                self._requests = [0] * self.BUCKETS
+                self._retries = [0] * self.BUCKETS
+                self.requests = self.retries = 0
+            else:
+                for e in range(last + 1, epoch + 1):
+                    i = e % self.BUCKETS
+                    self.requests -= self._requests[i]
+                    self.retries -= self._retries[i]
+                    self._requests[i] = self._retries[i] = 0
+            self._epoch = epoch
+        return epoch % self.BUCKETS
+
+    def deposit(self, now: float) -> None:
+        """Count one request (each call, not each attempt)."""
+        i = self._roll(now)
+        self._requests[i] += 1
+        self.requests += 1
+
+    def try_withdraw(self, now: float) -> bool:
+        """Take one retry from the budget; ``False`` when it is spent."""
+        i = self._roll(now)
+        budget = self.budget
+        allowed = budget.ratio * self.requests + budget.min_per_second * budget.window
+        if self.retries + 1 > allowed:
+            return False
+        self._retries[i] += 1
+        self.retries += 1
+        return True

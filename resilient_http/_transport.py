@@ -1,0 +1,718 @@
+"""ResilientTransport: the thin IO layer around the sans-IO breaker.
+
+For each request: find the host (breaker key) -> ask its breaker for a ticket
+(or reject: stale cache, fallback, or ``CircuitOpenError``) -> take a bulkhead
+slot if configured -> one attempt on the inner transport -> classify -> on a
+retryable outcome, the retry loop (tenacity wait strategies, ``Retry-After``,
+deadline, budget; the breaker consulted before every backoff sleep and every
+retry). A healthy first attempt takes the fast path: no tenacity machinery, no
+allocation beyond one stream wrapper.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import random
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Literal, TypeVar, overload
+
+import anyio
+import httpx
+import tenacity
+
+from ._breaker import Breaker, CircuitState, Clock, Ticket
+from ._events import (
+    AttemptFinished,
+    BreakerEvicted,
+    CallRejected,
+    Emitter,
+    Event,
+    FallbackServed,
+    Listener,
+    RetryScheduled,
+    StateChanged,
+    log_transition,
+    logger,
+)
+from ._exceptions import BulkheadFullError, CircuitOpenError, RejectedError
+from ._hosts import HostPattern, PatternTable, key_for_url, split_key
+from ._policy import Fallback, Policy, RetryPolicy
+from ._retry import BudgetState, can_retry, parse_retry_after
+
+__all__ = ["FALLBACK_EXTENSION", "RETRY_EXTENSION", "ResilientTransport"]
+
+#: ``response.extensions`` key set on a response served instead of a rejection.
+FALLBACK_EXTENSION = "resilient_http.fallback"
+#: ``request.extensions`` key: a ``RetryPolicy`` replacing the host's for one request.
+RETRY_EXTENSION = "resilient_http.retry"
+
+#: A response discarded for a retry is read into memory (up to this size) and
+#: closed before the backoff sleep, so its connection goes back to the pool and
+#: the response stays readable if the loop then stops.
+RETAIN_LIMIT = 256 * 1024
+
+_FAILURE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Specificity ranks: explicit host:port > host > wildcard (longer first) > default.
+_Rank = tuple[int, int, int]
+_DEFAULT_RANK: _Rank = (0, 0, 0)
+
+
+def _rank(pattern: HostPattern) -> _Rank:
+    if pattern.wildcard:
+        return (1, len(pattern.host), pattern.port is not None)
+    return (3 if pattern.port is not None else 2, 0, 0)
+
+
+def _fn_name(fn: object) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def _error_name(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+class _Host:
+    """Everything the transport keeps for one upstream authority."""
+
+    __slots__ = (
+        "breaker",
+        "budgets",
+        "failure_statuses",
+        "fallback",
+        "key",
+        "policy",
+        "semaphore",
+    )
+
+    def __init__(self, key: str, policy: Policy, breaker: Breaker) -> None:
+        self.key = key
+        self.policy = policy
+        self.breaker = breaker
+        self.failure_statuses = policy.breaker.failure_statuses
+        self.fallback: Fallback | None = None
+        self.budgets: dict[int, BudgetState] = {}
+        self.semaphore: anyio.Semaphore | None = None
+
+    def budget_for(self, retry: RetryPolicy) -> BudgetState | None:
+        budget = retry.budget
+        if budget is None:
+            return None
+        state = self.budgets.get(id(budget))
+        if state is None or state.budget is not budget:
+            state = self.budgets[id(budget)] = BudgetState(budget)
+        return state
+
+
+class ResilientTransport(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` that gives every upstream host its own
+    circuit breaker, retries idempotent calls safely and serves fallbacks.
+
+    ``transport`` is the inner transport (default ``httpx.AsyncHTTPTransport()``);
+    closing this transport closes it. ``policy`` applies to every host that no
+    entry of ``hosts`` matches (``"api.example.com"``, ``"api.example.com:8443"``,
+    ``"*.example.com"``; most specific wins). ``listeners`` receive events.
+    ``max_hosts`` bounds the breaker map: past it, the least recently used idle
+    closed breakers are evicted. ``clock`` and ``sleep`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        policy: Policy | None = None,
+        hosts: Mapping[str, Policy] | None = None,
+        listeners: Iterable[Listener | Callable[[Event], object]] = (),
+        max_hosts: int = 1024,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if transport is None:
+            transport = httpx.AsyncHTTPTransport()
+        elif not isinstance(transport, httpx.AsyncBaseTransport):
+            raise TypeError(
+                f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}"
+            )
+        if policy is None:
+            policy = Policy()
+        elif not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a Policy, got {policy!r}")
+        hosts = dict(hosts or {})
+        for pattern, host_policy in hosts.items():
+            if not isinstance(host_policy, Policy):
+                raise TypeError(f"hosts[{pattern!r}] must be a Policy, got {host_policy!r}")
+        if isinstance(max_hosts, bool) or not isinstance(max_hosts, int) or max_hosts < 1:
+            raise ValueError(f"max_hosts must be an int >= 1, got {max_hosts!r}")
+        if not callable(clock):
+            raise TypeError(f"clock must be callable, got {clock!r}")
+        if not callable(sleep):
+            raise TypeError(f"sleep must be callable, got {sleep!r}")
+        self._inner = transport
+        self._policy = policy
+        self._policies: PatternTable[tuple[Policy, _Rank]] = PatternTable(
+            (p, (host_policy, _rank(p)))
+            for p, host_policy in (
+                (HostPattern.parse(text, what="hosts pattern"), hp) for text, hp in hosts.items()
+            )
+        )
+        self._fallbacks: PatternTable[tuple[Fallback, _Rank]] = PatternTable()
+        self._emitter = Emitter(listeners)
+        self._max_hosts = max_hosts
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._hosts: OrderedDict[str, _Host] = OrderedDict()
+        self._routes: dict[tuple[str, bytes], _Host] = {}
+
+    # -- public API -----------------------------------------------------------
+
+    @property
+    def inner(self) -> httpx.AsyncBaseTransport:
+        """The wrapped transport."""
+        return self._inner
+
+    @overload
+    def fallback(self, pattern: str, fn: None = None) -> Callable[[F], F]: ...
+
+    @overload
+    def fallback(self, pattern: str, fn: F) -> F: ...
+
+    def fallback(self, pattern: str, fn: F | None = None) -> F | Callable[[F], F]:
+        """Register ``fn(request, error) -> httpx.Response`` (sync or async) for
+        the hosts matching ``pattern``; as a decorator when ``fn`` is omitted.
+
+        The returned response is marked with
+        ``response.extensions["resilient_http.fallback"]`` (the rejection reason).
+        """
+        parsed = HostPattern.parse(pattern, what="fallback pattern")
+
+        def register(fn: F) -> F:
+            if not callable(fn):
+                raise TypeError(f"fallback for {pattern!r} must be callable, got {fn!r}")
+            self._fallbacks.add(parsed, (fn, _rank(parsed)))
+            for host in self._hosts.values():
+                host.fallback = self._resolve_fallback(host.key, host.policy)
+            return fn
+
+        if fn is None:
+            return register
+        return register(fn)
+
+    def breaker(self, host_or_url: str | httpx.URL) -> Breaker:
+        """The breaker for a host (``"api.example.com"``, ``"api.example.com:8443"``)
+        or a URL, created on demand. A bare host with no port finds the host's
+        only live breaker, or the one for port 443."""
+        return self._host_for_key(self._key_from_user(host_or_url)).breaker
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """JSON-serialisable state of every live breaker, keyed by breaker key::
+
+        {"api.example.com:443": {"state": "open", "retry_after": 12.5, ...}}
+        """
+        return {key: host.breaker.snapshot() for key, host in list(self._hosts.items())}
+
+    async def aclose(self) -> None:
+        """Close the inner transport (and finish pending async listener calls)."""
+        try:
+            await self._emitter.drain()
+        finally:
+            await self._inner.aclose()
+
+    # -- hosts ------------------------------------------------------------------
+
+    def _key_from_user(self, value: str | httpx.URL) -> str:
+        if isinstance(value, httpx.URL) or (isinstance(value, str) and "://" in value):
+            key = key_for_url(httpx.URL(value))
+            if key is None:
+                raise ValueError(f"cannot key a breaker on URL {str(value)!r}: no host or port")
+            return key
+        if not isinstance(value, str):
+            raise TypeError(f"expected a host or URL, got {value!r}")
+        pattern = HostPattern.parse(value, what="host")
+        if pattern.wildcard:
+            raise ValueError(f"expected a host, not a pattern: {value!r}")
+        if pattern.port is not None:
+            return f"{pattern.host}:{pattern.port}"
+        live = [k for k in self._hosts if split_key(k)[0] == pattern.host]
+        if len(live) == 1:
+            return live[0]
+        if len(live) > 1:
+            raise ValueError(f"{value!r} has breakers on several ports {live}: name the port")
+        return f"{pattern.host}:443"
+
+    def _resolve_policy(self, key: str) -> tuple[Policy, _Rank]:
+        found = self._policies.lookup(key)
+        return found if found is not None else (self._policy, _DEFAULT_RANK)
+
+    def _resolve_fallback(self, key: str, policy: Policy) -> Fallback | None:
+        _, policy_rank = self._resolve_policy(key)
+        registered = self._fallbacks.lookup(key)
+        if registered is not None and (policy.fallback is None or registered[1] >= policy_rank):
+            return registered[0]
+        return policy.fallback
+
+    def _host_for_key(self, key: str) -> _Host:
+        host = self._hosts.get(key)
+        if host is not None:
+            self._hosts.move_to_end(key)
+            return host
+        policy, _ = self._resolve_policy(key)
+        breaker = Breaker(
+            key, policy.breaker, clock=self._clock, on_transition=self._on_transition, rng=self._rng
+        )
+        host = _Host(key, policy, breaker)
+        host.fallback = self._resolve_fallback(key, policy)
+        self._hosts[key] = host
+        if len(self._hosts) > self._max_hosts:
+            self._evict()
+        return host
+
+    def _evict(self) -> None:
+        """Drop least recently used idle closed breakers until within bounds.
+        Open, half-open, forced or failing breakers are kept: forgetting them
+        would forget an outage."""
+        excess = len(self._hosts) - self._max_hosts
+        victims = []
+        for key, host in self._hosts.items():
+            if excess <= 0:
+                break
+            breaker = host.breaker
+            if (
+                breaker._state is CircuitState.CLOSED
+                and breaker.forced is None
+                and breaker.failure_count == 0
+                and (host.semaphore is None or host.semaphore.value == host.policy.max_concurrency)
+            ):
+                victims.append(key)
+                excess -= 1
+        if not victims:
+            return
+        for key in victims:
+            del self._hosts[key]
+        self._routes.clear()
+        if self._emitter.listeners:
+            for key in victims:
+                self._emitter.emit(BreakerEvicted(key))
+
+    def _route(self, url: httpx.URL) -> _Host | None:
+        cache_key = (url.scheme, url.netloc)
+        host = self._routes.get(cache_key)
+        if host is not None:
+            self._hosts.move_to_end(host.key)
+            return host
+        key = key_for_url(url)
+        if key is None:
+            return None
+        host = self._host_for_key(key)
+        if len(self._routes) >= 4 * self._max_hosts:
+            self._routes.clear()
+        self._routes[cache_key] = host
+        return host
+
+    def _on_transition(self, breaker: Breaker, old: CircuitState, new: CircuitState) -> None:
+        retry_after = breaker.retry_after if new is CircuitState.OPEN else 0.0
+        log_transition(breaker.key, old, new, retry_after)
+        if self._emitter.listeners:
+            self._emitter.emit(StateChanged(breaker.key, old, new, retry_after))
+
+    # -- the request path ----------------------------------------------------------
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = self._route(request.url)
+        if host is None:  # no usable authority: the caller's error, not the upstream's
+            return await self._inner.handle_async_request(request)
+        retry = request.extensions.get(RETRY_EXTENSION)
+        if retry is None:
+            retry = host.policy.retry
+        elif not isinstance(retry, RetryPolicy):
+            raise TypeError(
+                f"request.extensions[{RETRY_EXTENSION!r}] must be a RetryPolicy, got {retry!r}"
+            )
+        emitter = self._emitter
+        try:
+            ticket = host.breaker.admit()
+            if ticket is None:
+                return await self._reject(request, host, None)
+            semaphore = host.semaphore
+            if semaphore is None and host.policy.max_concurrency is not None:
+                semaphore = host.semaphore = anyio.Semaphore(host.policy.max_concurrency)
+            if semaphore is None:
+                return await self._call(request, host, retry, ticket)
+            if not await self._acquire(semaphore, host.policy.max_wait):
+                host.breaker.on_ignored(ticket)
+                return await self._reject(request, host, BulkheadFullError)
+            try:
+                return await self._call(request, host, retry, ticket)
+            finally:
+                semaphore.release()
+        finally:
+            if emitter._pending:
+                await emitter.drain()
+
+    async def _call(
+        self, request: httpx.Request, host: _Host, retry: RetryPolicy, ticket: Ticket
+    ) -> httpx.Response:
+        clock = self._clock
+        budget = host.budget_for(retry)
+        started = clock()
+        if budget is not None:
+            budget.deposit(started)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except BaseException as exc:
+            if not self._record_error(request, host, ticket, exc, started):
+                raise
+            if not can_retry(request, retry):
+                raise
+            return await self._retry_loop(request, host, retry, None, exc, started, budget)
+        status = response.status_code
+        if status in host.failure_statuses:
+            self._record(request, host, ticket, "failure", clock() - started, status)
+        elif status not in retry.statuses:
+            return self._watch(request, host, ticket, response, started)
+        else:  # retryable, not a failure (429): the upstream is alive
+            self._record(request, host, ticket, "success", clock() - started, status)
+        if status not in retry.statuses or not can_retry(request, retry):
+            return response
+        return await self._retry_loop(request, host, retry, response, None, started, budget)
+
+    async def _retry_loop(
+        self,
+        request: httpx.Request,
+        host: _Host,
+        retry: RetryPolicy,
+        response: httpx.Response | None,
+        error: BaseException | None,
+        started: float,
+        budget: BudgetState | None,
+    ) -> httpx.Response:
+        """Retries after a retryable first outcome. Ends with the last real
+        outcome: a readable response, or the last error re-raised."""
+        clock = self._clock
+        breaker = host.breaker
+        deadline = started + retry.deadline if retry.deadline is not None else math.inf
+        state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.start_time = started
+        attempt = 1
+        while attempt < retry.attempts and not breaker.is_rejecting():
+            # How long to wait before the next attempt.
+            state.attempt_number = attempt
+            outcome: object = response if error is None else error
+            state.outcome = tenacity.Future.construct(attempt, outcome, error is not None)
+            state.outcome_timestamp = clock()
+            wait = max(0.0, float(retry.wait(state)))
+            if response is not None and retry.respect_retry_after:
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                if retry_after is not None:
+                    if retry_after > retry.max_retry_after:
+                        break  # the server asked for a longer pause than we will wait
+                    wait = retry_after
+            if clock() + wait >= deadline:
+                break
+            if budget is not None and not budget.try_withdraw(clock()):
+                logger.debug("retry budget for %s spent; not retrying", host.key)
+                break
+            if response is not None and not await _retain(response):
+                break  # body too large to keep: hand it over as it is
+            if breaker.is_rejecting():  # consulted before the sleep
+                break
+            reason = (
+                f"status {response.status_code}" if response is not None else _error_name(error)  # type: ignore[arg-type]
+            )
+            logger.debug(
+                "retrying %s on %s (attempt %d failed: %s) in %.3fs",
+                request.method,
+                host.key,
+                attempt,
+                reason,
+                wait,
+            )
+            if self._emitter.listeners:
+                self._emitter.emit(RetryScheduled(host.key, request.method, attempt, wait, reason))
+            if wait > 0:
+                await self._sleep(wait)
+                state.idle_for += wait
+            ticket = breaker.admit()  # consulted before the retry
+            if ticket is None:
+                break
+            attempt += 1
+            attempt_started = clock()
+            try:
+                new = await self._inner.handle_async_request(request)
+            except BaseException as exc:
+                if not self._record_error(request, host, ticket, exc, attempt_started):
+                    raise
+                response, error = None, exc
+                continue
+            status = new.status_code
+            if status in host.failure_statuses:
+                self._record(request, host, ticket, "failure", clock() - attempt_started, status)
+            elif status not in retry.statuses:
+                return self._watch(request, host, ticket, new, attempt_started)
+            else:
+                self._record(request, host, ticket, "success", clock() - attempt_started, status)
+            if status not in retry.statuses:
+                return new
+            response, error = new, None
+        if error is not None:
+            raise error
+        assert response is not None
+        return response
+
+    # -- outcomes -----------------------------------------------------------------
+
+    def _record(
+        self,
+        request: httpx.Request,
+        host: _Host,
+        ticket: Ticket,
+        outcome: Literal["success", "failure", "ignored"],
+        duration: float,
+        status: int | None,
+        error: str | None = None,
+    ) -> None:
+        breaker = host.breaker
+        if outcome == "success":
+            breaker.on_success(ticket, duration)
+        elif outcome == "failure":
+            breaker.on_failure(ticket, duration)
+        else:
+            breaker.on_ignored(ticket)
+        if self._emitter.listeners:
+            self._emitter.emit(
+                AttemptFinished(host.key, request.method, outcome, duration, status, error)
+            )
+
+    def _record_error(
+        self,
+        request: httpx.Request,
+        host: _Host,
+        ticket: Ticket,
+        exc: BaseException,
+        started: float,
+    ) -> bool:
+        """Record an attempt that raised; ``True`` when it is a counted failure."""
+        failed = isinstance(exc, _FAILURE_ERRORS)
+        self._record(
+            request,
+            host,
+            ticket,
+            "failure" if failed else "ignored",
+            self._clock() - started,
+            None,
+            _error_name(exc),
+        )
+        return failed
+
+    def _watch(
+        self,
+        request: httpx.Request,
+        host: _Host,
+        ticket: Ticket,
+        response: httpx.Response,
+        started: float,
+    ) -> httpx.Response:
+        """A successful status line. Probes are judged on it; other calls are
+        judged when their body ends, without buffering anything."""
+        if (
+            ticket.probe
+            or response.is_closed
+            or not isinstance(response.stream, httpx.AsyncByteStream)
+        ):
+            self._record(
+                request, host, ticket, "success", self._clock() - started, response.status_code
+            )
+            return response
+        response.stream = _ObservedStream(
+            response.stream, self, request, host, ticket, started, response.status_code
+        )
+        return response
+
+    # -- rejection ------------------------------------------------------------------
+
+    async def _acquire(self, semaphore: anyio.Semaphore, max_wait: float) -> bool:
+        if max_wait <= 0:
+            try:
+                semaphore.acquire_nowait()
+            except anyio.WouldBlock:
+                return False
+            return True
+        with anyio.move_on_after(max_wait):
+            await semaphore.acquire()
+            return True
+        return False
+
+    async def _reject(
+        self,
+        request: httpx.Request,
+        host: _Host,
+        kind: type[BulkheadFullError] | None,
+    ) -> httpx.Response:
+        error: RejectedError
+        if kind is None:
+            error = CircuitOpenError(host.key, host.breaker.retry_after, request=request)
+            retry_after = error.retry_after
+        else:
+            assert host.policy.max_concurrency is not None
+            error = kind(host.key, host.policy.max_concurrency, request=request)
+            retry_after = 0.0
+        emitter = self._emitter
+        if emitter.listeners:
+            emitter.emit(CallRejected(host.key, request.method, error.reason, retry_after))
+        fallback = host.fallback
+        if fallback is None:
+            raise error
+        result = fallback(request, error)
+        if inspect.isawaitable(result):
+            result = await result
+        if not isinstance(result, httpx.Response):
+            raise TypeError(
+                f"fallback {_fn_name(fallback)} for {host.key} returned "
+                f"{type(result).__name__}, expected httpx.Response"
+            )
+        result.extensions[FALLBACK_EXTENSION] = error.reason
+        if emitter.listeners:
+            emitter.emit(FallbackServed(host.key, request.method, error.reason, "fallback"))
+        return result
+
+
+async def _retain(response: httpx.Response) -> bool:
+    """Read a response about to be discarded for a retry into memory and close
+    it, so its connection returns to the pool while it stays readable. Returns
+    ``False`` (the body replayed intact, nothing closed) when it exceeds
+    ``RETAIN_LIMIT``: such a response is handed to the caller instead."""
+    if response.is_closed or isinstance(response.stream, httpx.ByteStream):
+        return True
+    raw = response.stream
+    assert isinstance(raw, httpx.AsyncByteStream)
+    chunks: list[bytes] = []
+    size = 0
+    iterator = raw.__aiter__()
+    try:
+        async for chunk in iterator:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > RETAIN_LIMIT:
+                response.stream = _ReplayStream(chunks, iterator, raw)
+                return False
+    except Exception as exc:
+        await raw.aclose()
+        response.stream = _ReplayStream(chunks, None, None, error=exc)
+        return True
+    except BaseException:
+        await raw.aclose()
+        raise
+    await raw.aclose()
+    response.stream = httpx.ByteStream(b"".join(chunks))
+    return True
+
+
+class _ReplayStream(httpx.AsyncByteStream):
+    """Chunks already read, then the rest of the original stream (or its error)."""
+
+    def __init__(
+        self,
+        chunks: list[bytes],
+        rest: AsyncIterator[bytes] | None,
+        raw: httpx.AsyncByteStream | None,
+        *,
+        error: BaseException | None = None,
+    ) -> None:
+        self._chunks = chunks
+        self._rest = rest
+        self._raw = raw
+        self._error = error
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+        if self._rest is not None:
+            async for chunk in self._rest:
+                yield chunk
+        if self._error is not None:
+            raise self._error
+
+    async def aclose(self) -> None:
+        if self._raw is not None:
+            await self._raw.aclose()
+
+
+class _ObservedStream(httpx.AsyncByteStream):
+    """Passes the body through untouched and reports the call's verdict once,
+    when the body ends: fully read or closed early -> success; a network,
+    timeout or protocol error while reading -> failure; cancelled -> ignored."""
+
+    __slots__ = (
+        "_done",
+        "_host",
+        "_request",
+        "_started",
+        "_status",
+        "_stream",
+        "_ticket",
+        "_transport",
+    )
+
+    def __init__(
+        self,
+        stream: httpx.AsyncByteStream,
+        transport: ResilientTransport,
+        request: httpx.Request,
+        host: _Host,
+        ticket: Ticket,
+        started: float,
+        status: int,
+    ) -> None:
+        self._stream = stream
+        self._transport = transport
+        self._request = request
+        self._host = host
+        self._ticket = ticket
+        self._started = started
+        self._status = status
+        self._done = False
+
+    def _finish(self, exc: BaseException | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        transport = self._transport
+        duration = transport._clock() - self._started
+        if exc is None:
+            outcome: Literal["success", "failure", "ignored"] = "success"
+        elif isinstance(exc, _FAILURE_ERRORS):
+            outcome = "failure"
+        else:
+            outcome = "ignored"
+        transport._record(
+            self._request,
+            self._host,
+            self._ticket,
+            outcome,
+            duration,
+            self._status,
+            None if exc is None else _error_name(exc),
+        )
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        self._finish(None)
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            self._finish(None)
