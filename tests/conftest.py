@@ -1,0 +1,48 @@
+"""Shared fixtures: every async test runs on asyncio (debug mode) and on trio;
+``server`` is a real uvicorn server on 127.0.0.1, port 0, in a thread."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+
+import pytest
+
+from resilient_http.testing import FakeClock
+
+from .server import LiveServer, start_server
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(("asyncio", {"debug": True}), id="asyncio"),
+        pytest.param(("trio", {}), id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    return request.param  # type: ignore[no-any-return]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is not None and inspect.iscoroutinefunction(function):
+            item.add_marker(pytest.mark.anyio)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[LiveServer]:
+    with start_server() as live:
+        yield live
+
+
+@pytest.fixture
+def live(server: LiveServer) -> LiveServer:
+    """The session server, with its scripted state reset for this test."""
+    server.state.reset()
+    return server
