@@ -2,6 +2,7 @@
 
 from ._breaker import Breaker as Breaker
 from ._breaker import CircuitState as CircuitState
+from ._cache import StaleCache as StaleCache
 from ._client import ResilientClient as ResilientClient
 from ._events import AttemptFinished as AttemptFinished
 from ._events import BreakerEvicted as BreakerEvicted
@@ -41,6 +42,7 @@ __all__ = [
     "RetryBudget",
     "RetryPolicy",
     "RetryScheduled",
+    "StaleCache",
     "StateChanged",
     "__version__",
 ]

@@ -24,6 +24,7 @@ import httpx
 import tenacity
 
 from ._breaker import Breaker, CircuitState, Clock, Ticket
+from ._cache import StaleCache
 from ._events import (
     AttemptFinished,
     BreakerEvicted,
@@ -53,6 +54,11 @@ RETRY_EXTENSION = "resilient_http.retry"
 #: closed before the backoff sleep, so its connection goes back to the pool and
 #: the response stays readable if the loop then stops.
 RETAIN_LIMIT = 256 * 1024
+
+
+class DeadlineExceeded(httpx.TimeoutException):
+    """``RetryPolicy.deadline`` ran out during an attempt (a timeout: counted as a failure)."""
+
 
 _FAILURE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
@@ -128,6 +134,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         policy: Policy | None = None,
         hosts: Mapping[str, Policy] | None = None,
         listeners: Iterable[Listener | Callable[[Event], object]] = (),
+        stale_cache: StaleCache | None = None,
         max_hosts: int = 1024,
         clock: Clock = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
@@ -149,6 +156,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                 raise TypeError(f"hosts[{pattern!r}] must be a Policy, got {host_policy!r}")
         if isinstance(max_hosts, bool) or not isinstance(max_hosts, int) or max_hosts < 1:
             raise ValueError(f"max_hosts must be an int >= 1, got {max_hosts!r}")
+        if stale_cache is not None and not isinstance(stale_cache, StaleCache):
+            raise TypeError(f"stale_cache must be a StaleCache or None, got {stale_cache!r}")
         if not callable(clock):
             raise TypeError(f"clock must be callable, got {clock!r}")
         if not callable(sleep):
@@ -162,6 +171,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             )
         )
         self._fallbacks: PatternTable[tuple[Fallback, _Rank]] = PatternTable()
+        self._stale_cache = stale_cache
         self._emitter = Emitter(listeners)
         self._max_hosts = max_hosts
         self._clock = clock
@@ -364,7 +374,10 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         if budget is not None:
             budget.deposit(started)
         try:
-            response = await self._inner.handle_async_request(request)
+            if retry.deadline is None:
+                response = await self._inner.handle_async_request(request)
+            else:
+                response = await self._send_by(request, started + retry.deadline)
         except BaseException as exc:
             if not self._record_error(request, host, ticket, exc, started):
                 raise
@@ -444,10 +457,15 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             attempt += 1
             attempt_started = clock()
             try:
-                new = await self._inner.handle_async_request(request)
+                if deadline == math.inf:
+                    new = await self._inner.handle_async_request(request)
+                else:
+                    new = await self._send_by(request, deadline)
             except BaseException as exc:
                 if not self._record_error(request, host, ticket, exc, attempt_started):
                     raise
+                if isinstance(exc, DeadlineExceeded) and response is not None:
+                    break  # the previous answer is more useful than "out of time"
                 response, error = None, exc
                 continue
             status = new.status_code
@@ -464,6 +482,14 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             raise error
         assert response is not None
         return response
+
+    async def _send_by(self, request: httpx.Request, deadline: float) -> httpx.Response:
+        """One attempt, cut off at ``deadline`` (on the transport's clock)."""
+        remaining = deadline - self._clock()
+        if remaining > 0:
+            with anyio.move_on_after(remaining):
+                return await self._inner.handle_async_request(request)
+        raise DeadlineExceeded(f"retry deadline reached for {request.method}", request=request)
 
     # -- outcomes -----------------------------------------------------------------
 
@@ -520,18 +546,26 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     ) -> httpx.Response:
         """A successful status line. Probes are judged on it; other calls are
         judged when their body ends, without buffering anything."""
-        if (
-            ticket.probe
-            or response.is_closed
-            or not isinstance(response.stream, httpx.AsyncByteStream)
-        ):
-            self._record(
-                request, host, ticket, "success", self._clock() - started, response.status_code
-            )
+        stream = response.stream
+        cache = self._stale_cache
+        capture = cache is not None and cache.storable(request, response)
+        if response.is_closed or not isinstance(stream, httpx.AsyncByteStream):
+            duration = self._clock() - started
+            self._record(request, host, ticket, "success", duration, response.status_code)
+            if capture and cache is not None and hasattr(response, "_content"):
+                cache.store(request, response, response.content, self._clock())
             return response
-        response.stream = _ObservedStream(
-            response.stream, self, request, host, ticket, started, response.status_code
-        )
+        if ticket.probe:  # probes are judged on the status line
+            duration = self._clock() - started
+            self._record(request, host, ticket, "success", duration, response.status_code)
+            if not capture:
+                return response
+            observed = _ObservedStream(stream, self, request, host, None, started, response)
+        else:
+            observed = _ObservedStream(stream, self, request, host, ticket, started, response)
+        if capture:
+            observed.capture = []
+        response.stream = observed
         return response
 
     # -- rejection ------------------------------------------------------------------
@@ -565,6 +599,16 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         emitter = self._emitter
         if emitter.listeners:
             emitter.emit(CallRejected(host.key, request.method, error.reason, retry_after))
+        cache = self._stale_cache
+        if cache is not None and request.method == "GET":
+            stale = cache.lookup(request, self._clock())
+            if stale is not None:
+                stale.extensions[FALLBACK_EXTENSION] = error.reason
+                if emitter.listeners:
+                    emitter.emit(
+                        FallbackServed(host.key, request.method, error.reason, "stale_cache")
+                    )
+                return stale
         fallback = host.fallback
         if fallback is None:
             raise error
@@ -646,17 +690,22 @@ class _ReplayStream(httpx.AsyncByteStream):
 class _ObservedStream(httpx.AsyncByteStream):
     """Passes the body through untouched and reports the call's verdict once,
     when the body ends: fully read or closed early -> success; a network,
-    timeout or protocol error while reading -> failure; cancelled -> ignored."""
+    timeout or protocol error while reading -> failure; cancelled -> ignored.
+
+    With ``capture`` set (a list), also copies the body as the caller reads it,
+    for the stale cache, giving up past the cache's entry size."""
 
     __slots__ = (
         "_done",
         "_host",
         "_request",
+        "_response",
+        "_size",
         "_started",
-        "_status",
         "_stream",
         "_ticket",
         "_transport",
+        "capture",
     )
 
     def __init__(
@@ -665,24 +714,35 @@ class _ObservedStream(httpx.AsyncByteStream):
         transport: ResilientTransport,
         request: httpx.Request,
         host: _Host,
-        ticket: Ticket,
+        ticket: Ticket | None,
         started: float,
-        status: int,
+        response: httpx.Response,
     ) -> None:
         self._stream = stream
         self._transport = transport
         self._request = request
         self._host = host
-        self._ticket = ticket
+        self._ticket = ticket  # None: the verdict was already recorded (a probe)
         self._started = started
-        self._status = status
+        self._response = response
         self._done = False
+        self._size = 0
+        self.capture: list[bytes] | None = None
 
-    def _finish(self, exc: BaseException | None) -> None:
+    def _finish(self, exc: BaseException | None, complete: bool = False) -> None:
         if self._done:
             return
         self._done = True
         transport = self._transport
+        capture = self.capture
+        if complete and capture is not None and transport._stale_cache is not None:
+            transport._stale_cache.store(
+                self._request, self._response, b"".join(capture), transport._clock()
+            )
+        self.capture = None
+        ticket = self._ticket
+        if ticket is None:
+            return
         duration = transport._clock() - self._started
         if exc is None:
             outcome: Literal["success", "failure", "ignored"] = "success"
@@ -693,23 +753,31 @@ class _ObservedStream(httpx.AsyncByteStream):
         transport._record(
             self._request,
             self._host,
-            self._ticket,
+            ticket,
             outcome,
             duration,
-            self._status,
+            self._response.status_code,
             None if exc is None else _error_name(exc),
         )
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._stream:
+                capture = self.capture
+                if capture is not None:
+                    self._size += len(chunk)
+                    cache = self._transport._stale_cache
+                    if cache is not None and self._size <= cache.max_entry_bytes:
+                        capture.append(chunk)
+                    else:
+                        self.capture = None
                 yield chunk
         except GeneratorExit:
             raise
         except BaseException as exc:
             self._finish(exc)
             raise
-        self._finish(None)
+        self._finish(None, complete=True)
 
     async def aclose(self) -> None:
         try:

@@ -1,0 +1,158 @@
+"""StaleCache: the last good GET answers a rejected GET ("serve stale while open")."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import httpx
+
+__all__ = ["StaleCache"]
+
+
+@dataclass(slots=True)
+class _Entry:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    stored_at: float
+    vary: tuple[tuple[str, str | None], ...]
+
+
+def _directives(headers: httpx.Headers) -> set[str]:
+    return {
+        part.strip().split("=", 1)[0].lower()
+        for value in headers.get_list("cache-control")
+        for part in value.split(",")
+    }
+
+
+class StaleCache:
+    """Remembers the last good (2xx) ``GET`` response per URL, captured while the
+    caller reads it (never an extra read, never past ``max_entry_bytes``), and
+    answers a *rejected* ``GET`` for that URL with it, before any fallback.
+
+    The answer has the same status, headers and body, an ``Age`` header, and
+    ``response.extensions["resilient_http.fallback"]`` set to the rejection
+    reason. Entries older than ``max_age`` seconds are not served. Bounded by
+    ``max_entries`` and ``max_total_bytes`` (least recently stored go first).
+
+    Nothing is stored for responses marked ``Cache-Control: no-store`` or
+    ``private``, or carrying ``Set-Cookie`` or ``Vary: *``; for requests with
+    ``Authorization`` or ``Cookie`` headers (they may be personal) or
+    ``Cache-Control: no-store``; nor for any method but ``GET``. A ``Vary``
+    header is respected: a stored answer is only served to a request with the
+    same values of the varied headers.
+    """
+
+    def __init__(
+        self,
+        max_entries: int = 1024,
+        max_entry_bytes: int = 256_000,
+        max_age: float = 3600.0,
+        *,
+        max_total_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        for name, value in (
+            ("max_entries", max_entries),
+            ("max_entry_bytes", max_entry_bytes),
+            ("max_total_bytes", max_total_bytes),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"StaleCache.{name} must be an int, got {value!r}")
+            if value < 1:
+                raise ValueError(f"StaleCache.{name} must be >= 1, got {value!r}")
+        if isinstance(max_age, bool) or not isinstance(max_age, int | float):
+            raise TypeError(f"StaleCache.max_age must be a number, got {max_age!r}")
+        if math.isnan(max_age) or max_age <= 0:
+            raise ValueError(f"StaleCache.max_age must be > 0, got {max_age!r}")
+        self.max_entries = max_entries
+        self.max_entry_bytes = max_entry_bytes
+        self.max_age = float(max_age)
+        self.max_total_bytes = max_total_bytes
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def total_bytes(self) -> int:
+        return self._bytes
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+
+    @staticmethod
+    def _key(url: httpx.URL) -> str:
+        return str(url.copy_with(fragment=None))
+
+    def storable(self, request: httpx.Request, response: httpx.Response) -> bool:
+        """May this response be remembered? Checked on the status line."""
+        if request.method != "GET" or not 200 <= response.status_code < 300:
+            return False
+        request_headers = request.headers
+        if "authorization" in request_headers or "cookie" in request_headers:
+            return False
+        if "no-store" in _directives(request_headers):
+            return False
+        headers = response.headers
+        if "set-cookie" in headers or "*" in headers.get("vary", ""):
+            return False
+        directives = _directives(headers)
+        if "no-store" in directives or "private" in directives:
+            return False
+        length = headers.get("content-length")
+        return not (length is not None and length.isdigit() and int(length) > self.max_entry_bytes)
+
+    def store(
+        self, request: httpx.Request, response: httpx.Response, body: bytes, now: float
+    ) -> None:
+        if len(body) > self.max_entry_bytes:
+            return
+        vary = tuple(
+            (name, request.headers.get(name))
+            for value in response.headers.get_list("vary")
+            for name in (part.strip().lower() for part in value.split(","))
+            if name
+        )
+        key = self._key(request.url)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old.body)
+        self._entries[key] = _Entry(
+            response.status_code, list(response.headers.raw), body, now, vary
+        )
+        self._bytes += len(body)
+        while self._entries and (
+            len(self._entries) > self.max_entries or self._bytes > self.max_total_bytes
+        ):
+            _, evicted = self._entries.popitem(last=False)
+            self._bytes -= len(evicted.body)
+
+    def lookup(self, request: httpx.Request, now: float) -> httpx.Response | None:
+        """A fresh copy of the stored answer for this GET, or ``None``."""
+        if request.method != "GET" or not self._entries:
+            return None
+        if "authorization" in request.headers or "cookie" in request.headers:
+            return None
+        key = self._key(request.url)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        age = now - entry.stored_at
+        if age > self.max_age:
+            del self._entries[key]
+            self._bytes -= len(entry.body)
+            return None
+        if any(request.headers.get(name) != value for name, value in entry.vary):
+            return None
+        headers = httpx.Headers(entry.headers)
+        previous = headers.get("age", "")
+        base = int(previous) if previous.isdigit() else 0
+        headers["Age"] = str(base + int(max(0.0, age)))
+        return httpx.Response(
+            entry.status, headers=headers, stream=httpx.ByteStream(entry.body), request=request
+        )
