@@ -8,7 +8,7 @@ construction, never at request time.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -110,7 +110,7 @@ class BreakerPolicy:
     recovery_timeout: float = 30.0
     half_open_max_calls: int = 1
     success_threshold: int = 1
-    failure_statuses: frozenset[int] = DEFAULT_FAILURE_STATUSES
+    failure_statuses: Collection[int] = DEFAULT_FAILURE_STATUSES
     failure_rate: float | None = None
     minimum_calls: int = 20
     window: float = 10.0
@@ -189,8 +189,8 @@ class RetryPolicy:
 
     attempts: int = 3
     wait: Callable[[tenacity.RetryCallState], float] = field(default_factory=_default_wait)
-    methods: frozenset[str] = DEFAULT_RETRY_METHODS
-    statuses: frozenset[int] = DEFAULT_RETRY_STATUSES
+    methods: Collection[str] = DEFAULT_RETRY_METHODS
+    statuses: Collection[int] = DEFAULT_RETRY_STATUSES
     respect_retry_after: bool = True
     max_retry_after: float = 60.0
     deadline: float | None = None

@@ -23,11 +23,14 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object
     return request.param  # type: ignore[no-any-return]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        function = getattr(item, "function", None)
-        if function is not None and inspect.iscoroutinefunction(function):
-            item.add_marker(pytest.mark.anyio)
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Mark every ``async def`` test for anyio before anyio's own hook looks at it."""
+    if not isinstance(collector, pytest.Module | pytest.Class):
+        return
+    inner = getattr(getattr(obj, "hypothesis", None), "inner_test", obj)
+    if collector.istestfunction(obj, name) and inspect.iscoroutinefunction(inner):
+        pytest.mark.anyio(obj)
 
 
 @pytest.fixture

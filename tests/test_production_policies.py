@@ -1,0 +1,698 @@
+"""Issue 5: rate mode, slow calls, body phase, growing break time, deadline,
+retry budget, bulkhead, per-request override, stale-while-open."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+import httpx
+import pytest
+import tenacity
+
+from resilient_http import (
+    BreakerPolicy,
+    BulkheadFullError,
+    CircuitOpenError,
+    CircuitState,
+    Policy,
+    RejectedError,
+    ResilientTransport,
+    RetryBudget,
+    RetryPolicy,
+    StaleCache,
+)
+from resilient_http.testing import FakeClock
+
+Handler = Callable[[httpx.Request], httpx.Response]
+NO_WAIT = tenacity.wait_none()
+
+
+def make(
+    handler: Callable[[httpx.Request], object],
+    clock: FakeClock,
+    *,
+    policy: Policy | None = None,
+    **kwargs: object,
+) -> tuple[ResilientTransport, httpx.AsyncClient]:
+    transport = ResilientTransport(
+        httpx.MockTransport(handler),  # type: ignore[arg-type]
+        policy=policy,
+        clock=clock,
+        sleep=clock.sleep,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return transport, httpx.AsyncClient(transport=transport)
+
+
+def rate_policy(**breaker: object) -> Policy:
+    return Policy(
+        breaker=BreakerPolicy(**breaker),  # type: ignore[arg-type]
+        retry=RetryPolicy(attempts=1),
+    )
+
+
+class ScriptedStream(httpx.AsyncByteStream):
+    """A body that advances the clock between chunks and may fail midway."""
+
+    def __init__(self, clock: FakeClock, chunks: int, gap: float, fail: bool = False) -> None:
+        self.clock, self.chunks, self.gap, self.fail = clock, chunks, gap, fail
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for i in range(self.chunks):
+            self.clock.advance(self.gap)
+            yield f"chunk {i};".encode()
+        if self.fail:
+            raise httpx.ReadError("connection reset mid-body")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+# -- failure-rate mode ---------------------------------------------------------
+
+
+async def test_rate_mode_trips_only_once_minimum_calls_are_met(clock: FakeClock) -> None:
+    transport, client = make(
+        lambda r: httpx.Response(503),
+        clock,
+        policy=rate_policy(failure_rate=0.5, minimum_calls=10, window=10.0),
+    )
+    breaker = transport.breaker("api.test")
+    async with client:
+        for _ in range(9):  # 100% failures, but fewer than minimum_calls
+            assert (await client.get("https://api.test/")).status_code == 503
+        assert breaker.state is CircuitState.CLOSED
+        await client.get("https://api.test/")
+        assert breaker.state is CircuitState.OPEN
+        with pytest.raises(CircuitOpenError):
+            await client.get("https://api.test/")
+
+
+async def test_forty_percent_failures_stay_closed_at_fifty_percent(clock: FakeClock) -> None:
+    pattern = iter([503, 200, 503, 200, 200] * 40)  # 40% failures, never 5 in a row anyway
+    transport, client = make(
+        lambda r: httpx.Response(next(pattern)),
+        clock,
+        policy=rate_policy(failure_rate=0.5, minimum_calls=20, window=10.0),
+    )
+    async with client:
+        for _ in range(200):
+            await client.get("https://api.test/")
+            clock.advance(0.01)
+    assert transport.breaker("api.test").state is CircuitState.CLOSED
+
+
+async def test_consecutive_counting_does_not_apply_in_rate_mode(clock: FakeClock) -> None:
+    # Ten failures in a row out of 100 calls: 10% < 50%, so it stays closed even
+    # though failure_threshold (5) consecutive failures happened.
+    statuses = iter([200] * 45 + [503] * 10 + [200] * 45)
+    transport, client = make(
+        lambda r: httpx.Response(next(statuses)),
+        clock,
+        policy=rate_policy(failure_rate=0.5, minimum_calls=20, failure_threshold=5),
+    )
+    async with client:
+        for _ in range(100):
+            await client.get("https://api.test/")
+    assert transport.breaker("api.test").state is CircuitState.CLOSED
+
+
+async def test_rate_window_forgets_old_calls(clock: FakeClock) -> None:
+    statuses = iter([503] * 15 + [503] * 15)
+    transport, client = make(
+        lambda r: httpx.Response(next(statuses)),
+        clock,
+        policy=rate_policy(failure_rate=0.5, minimum_calls=20, window=10.0),
+    )
+    async with client:
+        for _ in range(15):
+            await client.get("https://api.test/")
+        clock.advance(11.0)  # those 15 failures leave the window
+        for _ in range(15):
+            await client.get("https://api.test/")
+    assert transport.breaker("api.test").state is CircuitState.CLOSED
+
+
+# -- slow calls and the body phase ------------------------------------------------
+
+
+async def test_slow_calls_trip_the_breaker(clock: FakeClock) -> None:
+    def slow(request: httpx.Request) -> httpx.Response:
+        clock.advance(2.0)  # every call takes 2 s, all return 200
+        return httpx.Response(200, text="ok")
+
+    transport, client = make(
+        slow,
+        clock,
+        policy=rate_policy(
+            failure_rate=0.5, minimum_calls=5, slow_call_duration=1.0, slow_call_rate=0.8
+        ),
+    )
+    async with client:
+        for _ in range(5):
+            assert (await client.get("https://api.test/")).status_code == 200
+        assert transport.breaker("api.test").state is CircuitState.OPEN
+
+
+async def test_slow_call_duration_runs_until_the_body_ends(clock: FakeClock) -> None:
+    # Status line at once, body takes 4 x 0.5 s: the call is 2 s long, so slow.
+    def streaming(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=ScriptedStream(clock, chunks=4, gap=0.5))
+
+    transport, client = make(
+        streaming,
+        clock,
+        policy=rate_policy(failure_rate=0.9, minimum_calls=3, slow_call_duration=1.5),
+    )
+    async with client:
+        for _ in range(3):
+            response = await client.get("https://api.test/")
+            assert response.content.startswith(b"chunk 0;")
+    assert transport.breaker("api.test").state is CircuitState.OPEN
+
+
+@pytest.mark.parametrize("mode", ["consecutive", "rate"])
+async def test_error_while_reading_the_body_is_a_failure(clock: FakeClock, mode: str) -> None:
+    def dying(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=ScriptedStream(clock, chunks=2, gap=0.0, fail=True))
+
+    breaker = (
+        {"failure_threshold": 2}
+        if mode == "consecutive"
+        else {"failure_rate": 0.5, "minimum_calls": 2}
+    )
+    transport, client = make(dying, clock, policy=rate_policy(**breaker))
+    async with client:
+        for _ in range(2):
+            async with client.stream("GET", "https://api.test/") as response:
+                assert response.status_code == 200  # the status line was fine
+                with pytest.raises(httpx.ReadError):
+                    await response.aread()
+    assert transport.breaker("api.test").state is CircuitState.OPEN
+
+
+async def test_half_open_probe_is_judged_by_its_status_line(clock: FakeClock) -> None:
+    healthy = False
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not healthy:
+            return httpx.Response(503)
+        return httpx.Response(200, stream=ScriptedStream(clock, chunks=3, gap=60.0))
+
+    transport, client = make(
+        handler, clock, policy=rate_policy(failure_threshold=1, recovery_timeout=10.0)
+    )
+    breaker = transport.breaker("api.test")
+    async with client:
+        await client.get("https://api.test/")
+        assert breaker.state is CircuitState.OPEN
+        clock.advance(10.0)
+        healthy = True
+        async with client.stream("GET", "https://api.test/") as response:
+            # Recovery does not wait for a minutes-long body.
+            assert response.status_code == 200
+            assert breaker.state is CircuitState.CLOSED
+
+
+# -- growing break time ----------------------------------------------------------------
+
+
+async def test_break_time_grows_with_failed_probes_and_resets_on_close(clock: FakeClock) -> None:
+    healthy = False
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200 if healthy else 503)
+
+    transport, client = make(
+        handler,
+        clock,
+        policy=rate_policy(failure_threshold=1, recovery_timeout=10.0, max_recovery_timeout=60.0),
+        rng=random.Random(7),
+    )
+    breaker = transport.breaker("api.test")
+    periods = []
+    async with client:
+        await client.get("https://api.test/")
+        for _ in range(5):
+            with pytest.raises(CircuitOpenError) as info:
+                await client.get("https://api.test/")
+            periods.append(info.value.retry_after)
+            clock.advance(info.value.retry_after)
+            await client.get("https://api.test/")  # the probe fails: reopen, longer
+        assert periods[0] == pytest.approx(10.0)
+        for previous, period, n in zip(periods, periods[1:], range(1, 5), strict=False):
+            nominal = min(60.0, 10.0 * 2**n)
+            assert 0.75 * nominal <= period <= min(60.0, 1.25 * nominal)
+            assert period >= previous or period == pytest.approx(60.0, rel=0.25)
+        assert max(periods) <= 60.0
+        # a successful probe closes and resets the period
+        clock.advance(60.0)
+        healthy = True
+        await client.get("https://api.test/")
+        assert breaker.state is CircuitState.CLOSED
+        healthy = False
+        await client.get("https://api.test/")
+        with pytest.raises(CircuitOpenError) as info:
+            await client.get("https://api.test/")
+        assert info.value.retry_after == pytest.approx(10.0)
+
+
+# -- deadline ------------------------------------------------------------------------------
+
+
+async def test_deadline_stops_a_backoff_that_would_cross_it(clock: FakeClock) -> None:
+    hits = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal hits
+        hits += 1
+        return httpx.Response(503, text=f"attempt {hits}")
+
+    _, client = make(
+        handler,
+        clock,
+        policy=Policy(
+            breaker=BreakerPolicy(failure_threshold=100),
+            retry=RetryPolicy(attempts=5, wait=tenacity.wait_fixed(3.0), deadline=7.0),
+        ),
+    )
+    async with client:
+        response = await client.get("https://api.test/")
+    # attempts at t=0 and t=3; a third at t=6 would need waiting until t=6 (< 7),
+    # the fourth would cross it.
+    assert hits == 3
+    assert clock.sleeps == [3.0, 3.0]
+    assert response.text == "attempt 3"  # the last outcome, readable
+
+
+async def test_deadline_with_huge_waits_sleeps_nothing(clock: FakeClock) -> None:
+    hits = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal hits
+        hits += 1
+        return httpx.Response(503)
+
+    _, client = make(
+        handler,
+        clock,
+        policy=Policy(retry=RetryPolicy(attempts=10, wait=tenacity.wait_fixed(3600), deadline=2)),
+    )
+    async with client:
+        assert (await client.get("https://api.test/")).status_code == 503
+    assert hits == 1
+    assert clock.sleeps == []
+
+
+async def test_deadline_cuts_a_hanging_attempt() -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    transport = ResilientTransport(
+        httpx.MockTransport(hang),
+        policy=Policy(retry=RetryPolicy(deadline=0.05, wait=NO_WAIT)),
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        with anyio.fail_after(5):
+            with pytest.raises(httpx.TimeoutException):
+                await client.get("https://api.test/")
+    assert transport.breaker("api.test").failure_count == 1
+
+
+# -- retry budget ---------------------------------------------------------------------------
+
+
+async def test_retry_budget_caps_load_on_an_always_failing_upstream(clock: FakeClock) -> None:
+    hits = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal hits
+        hits += 1
+        return httpx.Response(503)
+
+    _, client = make(
+        handler,
+        clock,
+        policy=Policy(
+            breaker=BreakerPolicy(failure_statuses={500}),  # keep the circuit out of it
+            retry=RetryPolicy(
+                attempts=3,
+                wait=NO_WAIT,
+                budget=RetryBudget(ratio=0.1, min_per_second=0.1, window=10.0),
+            ),
+        ),
+    )
+    async with client:
+        for _ in range(100):
+            await client.get("https://api.test/")
+            clock.advance(0.01)
+    assert 100 < hits <= 112, hits  # not 300
+
+
+async def test_budget_none_turns_the_cap_off(clock: FakeClock) -> None:
+    hits = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal hits
+        hits += 1
+        return httpx.Response(503)
+
+    _, client = make(
+        handler,
+        clock,
+        policy=Policy(
+            breaker=BreakerPolicy(failure_statuses={500}),
+            retry=RetryPolicy(attempts=3, wait=NO_WAIT, budget=None),
+        ),
+    )
+    async with client:
+        for _ in range(50):
+            await client.get("https://api.test/")
+    assert hits == 150
+
+
+def test_budget_is_on_by_default() -> None:
+    assert RetryPolicy().budget == RetryBudget(ratio=0.2, min_per_second=10.0, window=10.0)
+
+
+# -- bulkhead --------------------------------------------------------------------------------
+
+
+async def test_bulkhead_lets_exactly_max_concurrency_calls_through() -> None:
+    release = anyio.Event()
+    reached = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal reached
+        reached += 1
+        await release.wait()
+        return httpx.Response(200)
+
+    transport = ResilientTransport(
+        httpx.MockTransport(handler), policy=Policy(max_concurrency=2, max_wait=0.0)
+    )
+    outcomes: list[str] = []
+
+    async def call(client: httpx.AsyncClient) -> None:
+        try:
+            response = await client.get("https://api.test/")
+            outcomes.append(str(response.status_code))
+        except BulkheadFullError as exc:
+            outcomes.append(f"full:{exc.host}")
+
+    async with httpx.AsyncClient(transport=transport) as client:
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(call, client)
+            with anyio.fail_after(5):
+                while len(outcomes) < 8:
+                    await anyio.sleep(0.001)
+            release.set()
+    assert reached == 2
+    assert sorted(outcomes) == ["200", "200"] + ["full:api.test:443"] * 8
+    # rejections by the bulkhead are not breaker failures
+    assert transport.breaker("api.test").failure_count == 0
+    assert transport.breaker("api.test").state is CircuitState.CLOSED
+
+
+async def test_bulkhead_waits_up_to_max_wait_and_serves_fallback() -> None:
+    release = anyio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200)
+
+    transport = ResilientTransport(
+        httpx.MockTransport(handler), policy=Policy(max_concurrency=1, max_wait=0.05)
+    )
+    errors: list[RejectedError] = []
+
+    @transport.fallback("api.test")
+    def busy(request: httpx.Request, error: RejectedError) -> httpx.Response:
+        errors.append(error)
+        return httpx.Response(503, text="busy")
+
+    async with httpx.AsyncClient(transport=transport) as client:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.get, "https://api.test/")
+            await anyio.sleep(0.01)
+            with anyio.fail_after(5):
+                response = await client.get("https://api.test/")
+            release.set()
+    assert response.text == "busy"
+    assert response.extensions["resilient_http.fallback"] == "bulkhead_full"
+    assert isinstance(errors[0], BulkheadFullError)
+    assert isinstance(errors[0], RejectedError)
+    assert isinstance(errors[0], httpx.TransportError)
+
+
+def test_exception_tree() -> None:
+    assert issubclass(RejectedError, httpx.TransportError)
+    assert issubclass(CircuitOpenError, RejectedError)
+    assert issubclass(BulkheadFullError, RejectedError)
+
+
+# -- per-request override -----------------------------------------------------------------
+
+
+async def test_per_request_retry_override_applies_to_that_request_only(clock: FakeClock) -> None:
+    hits = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal hits
+        hits += 1
+        return httpx.Response(503)
+
+    _, client = make(
+        handler,
+        clock,
+        policy=Policy(
+            breaker=BreakerPolicy(failure_threshold=100),
+            retry=RetryPolicy(attempts=2, wait=NO_WAIT),
+        ),
+    )
+    async with client:
+        await client.get(
+            "https://api.test/",
+            extensions={"resilient_http.retry": RetryPolicy(attempts=5, wait=NO_WAIT)},
+        )
+        assert hits == 5
+        await client.get("https://api.test/")
+        assert hits == 7
+        await client.get(
+            "https://api.test/", extensions={"resilient_http.retry": RetryPolicy(attempts=1)}
+        )
+        assert hits == 8
+
+
+# -- stale-while-open --------------------------------------------------------------------
+
+
+def stale_setup(
+    clock: FakeClock, cache: StaleCache | None = None
+) -> tuple[ResilientTransport, httpx.AsyncClient, dict[str, object]]:
+    state: dict[str, object] = {"healthy": True, "hits": 0, "headers": {}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        state["hits"] = int(state["hits"]) + 1  # type: ignore[call-overload]
+        if not state["healthy"]:
+            return httpx.Response(503)
+        headers = dict(state["headers"])  # type: ignore[call-overload]
+        return httpx.Response(200, headers=headers, json={"path": request.url.path, "v": 1})
+
+    transport, client = make(
+        handler,
+        clock,
+        policy=Policy(
+            breaker=BreakerPolicy(failure_threshold=1, recovery_timeout=3600),
+            retry=RetryPolicy(attempts=1),
+        ),
+        stale_cache=cache if cache is not None else StaleCache(),
+    )
+    return transport, client, state
+
+
+async def trip(client: httpx.AsyncClient, state: dict[str, object]) -> None:
+    state["healthy"] = False
+    assert (await client.get("https://api.test/trip")).status_code == 503
+
+
+async def test_stale_cache_answers_a_rejected_get(clock: FakeClock) -> None:
+    transport, client, state = stale_setup(clock)
+    async with client:
+        fresh = await client.get("https://api.test/items?page=2")
+        assert fresh.json() == {"path": "/items", "v": 1}
+        await trip(client, state)
+        clock.advance(42)
+        stale = await client.get("https://api.test/items?page=2")
+    assert transport.breaker("api.test").state is CircuitState.OPEN
+    assert stale.status_code == 200
+    assert stale.json() == fresh.json()
+    assert stale.headers["content-type"] == fresh.headers["content-type"]
+    assert stale.headers["age"] == "42"
+    assert stale.extensions["resilient_http.fallback"] == "circuit_open"
+
+
+async def test_stale_cache_comes_before_the_fallback(clock: FakeClock) -> None:
+    transport, client, state = stale_setup(clock)
+    transport.fallback("api.test", lambda r, e: httpx.Response(200, text="fallback"))
+    async with client:
+        await client.get("https://api.test/known")
+        await trip(client, state)
+        assert (await client.get("https://api.test/known")).json()["path"] == "/known"
+        # a URL it has not seen goes to the fallback
+        assert (await client.get("https://api.test/unknown")).text == "fallback"
+
+
+async def test_stale_cache_never_answers_a_post_or_an_unseen_url(clock: FakeClock) -> None:
+    _, client, state = stale_setup(clock)
+    async with client:
+        await client.get("https://api.test/known")
+        await client.post("https://api.test/known")  # POST 200: never stored
+        await trip(client, state)
+        with pytest.raises(CircuitOpenError):
+            await client.post("https://api.test/known")
+        with pytest.raises(CircuitOpenError):
+            await client.get("https://api.test/other")
+        with pytest.raises(CircuitOpenError):
+            await client.get("https://api.test/known?x=1")
+
+
+@pytest.mark.parametrize(
+    ("response_headers", "request_headers"),
+    [
+        ({"Cache-Control": "no-store"}, {}),
+        ({"Cache-Control": "private, max-age=60"}, {}),
+        ({"Set-Cookie": "session=abc"}, {}),
+        ({}, {"Authorization": "Bearer secret-token"}),
+    ],
+)
+async def test_stale_cache_refuses_private_answers(
+    clock: FakeClock, response_headers: dict[str, str], request_headers: dict[str, str]
+) -> None:
+    _, client, state = stale_setup(clock)
+    state["headers"] = response_headers
+    async with client:
+        await client.get("https://api.test/me", headers=request_headers)
+        await trip(client, state)
+        with pytest.raises(CircuitOpenError):
+            await client.get("https://api.test/me", headers=request_headers)
+
+
+async def test_stale_cache_expires_entries(clock: FakeClock) -> None:
+    _, client, state = stale_setup(clock, StaleCache(max_age=60))
+    async with client:
+        await client.get("https://api.test/known")
+        await trip(client, state)
+        clock.advance(61)
+        with pytest.raises(CircuitOpenError):
+            await client.get("https://api.test/known")
+
+
+async def test_stale_cache_is_bounded_by_entries_and_entry_size(clock: FakeClock) -> None:
+    cache = StaleCache(max_entries=2, max_entry_bytes=100)
+    _, client, state = stale_setup(clock, cache)
+    async with client:
+        for path in ("/a", "/b", "/c"):
+            await client.get(f"https://api.test{path}")
+        assert len(cache) == 2
+        await trip(client, state)
+        with pytest.raises(CircuitOpenError):
+            await client.get("https://api.test/a")  # the oldest went first
+        assert (await client.get("https://api.test/c")).status_code == 200
+
+
+async def test_stale_cache_captures_a_streamed_body_as_it_is_read(clock: FakeClock) -> None:
+    healthy = True
+    streams: list[ScriptedStream] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not healthy:
+            return httpx.Response(503)
+        stream = ScriptedStream(clock, chunks=3, gap=0.0)
+        streams.append(stream)
+        return httpx.Response(200, stream=stream)
+
+    cache = StaleCache(max_entry_bytes=1000)
+    _, client = make(
+        handler,
+        clock,
+        policy=Policy(breaker=BreakerPolicy(failure_threshold=1), retry=RetryPolicy(attempts=1)),
+        stale_cache=cache,
+    )
+    async with client:
+        async with client.stream("GET", "https://api.test/s") as response:
+            assert len(cache) == 0  # nothing read ahead of the caller
+            body = await response.aread()
+        assert len(cache) == 1
+        healthy = False
+        await client.get("https://api.test/trip")
+        stale = await client.get("https://api.test/s")
+    assert stale.content == body == b"chunk 0;chunk 1;chunk 2;"
+
+
+async def test_stale_cache_skips_bodies_larger_than_an_entry(clock: FakeClock) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=ScriptedStream(clock, chunks=50, gap=0.0))
+
+    cache = StaleCache(max_entry_bytes=64)
+    _, client = make(handler, clock, stale_cache=cache)
+    async with client:
+        response = await client.get("https://api.test/big")
+        assert len(response.content) > 64
+    assert len(cache) == 0
+
+
+# -- validation of the new settings -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("factory", "field"),
+    [
+        (lambda: BreakerPolicy(failure_rate=0.0), "failure_rate"),
+        (lambda: BreakerPolicy(failure_rate=1.5), "failure_rate"),
+        (lambda: BreakerPolicy(failure_rate=0.5, minimum_calls=0), "minimum_calls"),
+        (lambda: BreakerPolicy(window=0), "window"),
+        (lambda: BreakerPolicy(window=-1.0), "window"),
+        (lambda: BreakerPolicy(failure_rate=0.5, slow_call_duration=-1), "slow_call_duration"),
+        (lambda: BreakerPolicy(failure_rate=0.5, slow_call_rate=0), "slow_call_rate"),
+        (lambda: BreakerPolicy(slow_call_duration=1.0), "slow_call_duration"),
+        (lambda: BreakerPolicy(max_recovery_timeout=5.0), "max_recovery_timeout"),
+        (lambda: BreakerPolicy(max_recovery_timeout=math.nan), "max_recovery_timeout"),
+        (lambda: RetryPolicy(deadline=0), "deadline"),
+        (lambda: RetryPolicy(deadline=-3), "deadline"),
+        (lambda: RetryBudget(ratio=-0.1), "ratio"),
+        (lambda: RetryBudget(min_per_second=-1), "min_per_second"),
+        (lambda: RetryBudget(window=0), "window"),
+        (lambda: Policy(max_concurrency=0), "max_concurrency"),
+        (lambda: Policy(max_concurrency=2, max_wait=-1), "max_wait"),
+        (lambda: StaleCache(max_entries=0), "max_entries"),
+        (lambda: StaleCache(max_entry_bytes=-5), "max_entry_bytes"),
+        (lambda: StaleCache(max_age=0), "max_age"),
+    ],
+)
+def test_invalid_new_settings_name_the_field(factory: Callable[[], object], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        factory()
+
+
+@pytest.mark.parametrize(
+    ("factory", "field"),
+    [
+        (lambda: RetryPolicy(budget=0.2), "budget"),  # type: ignore[arg-type]
+        (lambda: Policy(max_concurrency=2.5), "max_concurrency"),  # type: ignore[arg-type]
+        (lambda: RetryBudget(ratio="0.2"), "ratio"),  # type: ignore[arg-type]
+        (lambda: StaleCache(max_entries="many"), "max_entries"),  # type: ignore[arg-type]
+        (lambda: ResilientTransport(stale_cache={}), "stale_cache"),  # type: ignore[arg-type]
+    ],
+)
+def test_wrongly_typed_new_settings_name_the_field(
+    factory: Callable[[], object], field: str
+) -> None:
+    with pytest.raises(TypeError, match=field):
+        factory()
