@@ -140,6 +140,7 @@ class Breaker:
         "_window",
         "key",
         "policy",
+        "timed",
     )
 
     def __init__(
@@ -170,6 +171,8 @@ class Breaker:
         self._rate = policy.rate_mode
         self._slow_after = policy.slow_call_duration
         self._window = _Window(policy.window) if self._rate else None
+        #: Whether outcomes need a duration (slow-call detection); else 0.0 will do.
+        self.timed = self._slow_after is not None
 
     # -- reading -------------------------------------------------------------
 

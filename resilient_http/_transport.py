@@ -88,11 +88,14 @@ class _Host:
 
     __slots__ = (
         "breaker",
+        "budget",
         "budgets",
         "failure_statuses",
         "fallback",
         "key",
+        "plain",
         "policy",
+        "retry",
         "semaphore",
     )
 
@@ -100,10 +103,14 @@ class _Host:
         self.key = key
         self.policy = policy
         self.breaker = breaker
+        self.retry = policy.retry
         self.failure_statuses = policy.breaker.failure_statuses
         self.fallback: Fallback | None = None
         self.budgets: dict[int, BudgetState] = {}
+        self.budget = self.budget_for(policy.retry)
         self.semaphore: anyio.Semaphore | None = None
+        # no bulkhead: the transport's fast path may serve this host
+        self.plain = policy.max_concurrency is None
 
     def budget_for(self, retry: RetryPolicy) -> BudgetState | None:
         budget = retry.budget
@@ -173,12 +180,14 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         self._fallbacks: PatternTable[tuple[Fallback, _Rank]] = PatternTable()
         self._stale_cache = stale_cache
         self._emitter = Emitter(listeners)
+        # Nothing to report or capture: requests may take the fast path.
+        self._plain = not self._emitter.listeners and stale_cache is None
         self._max_hosts = max_hosts
         self._clock = clock
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
         self._hosts: OrderedDict[str, _Host] = OrderedDict()
-        self._routes: dict[tuple[str, bytes], _Host] = {}
+        self._routes: dict[tuple[str, bytes, int | None], _Host] = {}
 
     # -- public API -----------------------------------------------------------
 
@@ -311,11 +320,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                 self._emitter.emit(BreakerEvicted(key))
 
     def _route(self, url: httpx.URL) -> _Host | None:
-        cache_key = (url.scheme, url.netloc)
-        host = self._routes.get(cache_key)
-        if host is not None:
-            self._hosts.move_to_end(host.key)
-            return host
+        """The host for a URL not in the route cache (or ``None``: no authority)."""
+        cache_key = (url.scheme, url.raw_host, url.port)
         key = key_for_url(url)
         if key is None:
             return None
@@ -334,19 +340,55 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     # -- the request path ----------------------------------------------------------
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = self._route(request.url)
-        if host is None:  # no usable authority: the caller's error, not the upstream's
-            return await self._inner.handle_async_request(request)
+        url = request.url
+        host = self._routes.get((url.scheme, url.raw_host, url.port))
+        if host is None:
+            host = self._route(url)
+            if host is None:  # no usable authority: the caller's error, not the upstream's
+                return await self._inner.handle_async_request(request)
+        else:
+            self._hosts.move_to_end(host.key)
         retry = request.extensions.get(RETRY_EXTENSION)
         if retry is None:
-            retry = host.policy.retry
+            retry = host.retry
         elif not isinstance(retry, RetryPolicy):
             raise TypeError(
                 f"request.extensions[{RETRY_EXTENSION!r}] must be a RetryPolicy, got {retry!r}"
             )
+        ticket = host.breaker.admit()
+        if ticket is None or not (self._plain and host.plain and retry.deadline is None):
+            return await self._guarded(request, host, retry, ticket)
+        # The fast path: no listeners, cache, bulkhead or deadline to serve. A
+        # healthy first attempt costs a clock read, a budget deposit and a
+        # breaker update; anything else leaves through the shared slow path.
+        started = self._clock()
+        budget = host.budget if retry is host.retry else host.budget_for(retry)
+        if budget is not None:
+            budget.deposit(started)
+        body = request.stream  # before an inner transport can buffer and replace it
+        try:
+            response = await self._inner.handle_async_request(request)
+        except BaseException as exc:
+            return await self._after_error(
+                request, host, retry, ticket, exc, started, budget, body
+            )
+        status = response.status_code
+        if status in host.failure_statuses or status in retry.statuses:
+            return await self._after_status(
+                request, host, retry, ticket, response, started, budget, body
+            )
+        if response.is_closed:  # an in-memory body, already read: judge it now
+            breaker = host.breaker
+            breaker.on_success(ticket, self._clock() - started if breaker.timed else 0.0)
+            return response
+        return self._watch(request, host, ticket, response, started)
+
+    async def _guarded(
+        self, request: httpx.Request, host: _Host, retry: RetryPolicy, ticket: Ticket | None
+    ) -> httpx.Response:
+        """The general path: rejection, bulkhead, deadline, listeners."""
         emitter = self._emitter
         try:
-            ticket = host.breaker.admit()
             if ticket is None:
                 return await self._reject(request, host, None)
             semaphore = host.semaphore
@@ -368,30 +410,62 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     async def _call(
         self, request: httpx.Request, host: _Host, retry: RetryPolicy, ticket: Ticket
     ) -> httpx.Response:
-        clock = self._clock
-        budget = host.budget_for(retry)
-        started = clock()
+        started = self._clock()
+        budget = host.budget if retry is host.retry else host.budget_for(retry)
         if budget is not None:
             budget.deposit(started)
+        body = request.stream  # before an inner transport can buffer and replace it
         try:
             if retry.deadline is None:
                 response = await self._inner.handle_async_request(request)
             else:
                 response = await self._send_by(request, started + retry.deadline)
         except BaseException as exc:
-            if not self._record_error(request, host, ticket, exc, started):
-                raise
-            if not can_retry(request, retry):
-                raise
-            return await self._retry_loop(request, host, retry, None, exc, started, budget)
+            return await self._after_error(
+                request, host, retry, ticket, exc, started, budget, body
+            )
+        return await self._after_status(
+            request, host, retry, ticket, response, started, budget, body
+        )
+
+    async def _after_error(
+        self,
+        request: httpx.Request,
+        host: _Host,
+        retry: RetryPolicy,
+        ticket: Ticket,
+        exc: BaseException,
+        started: float,
+        budget: BudgetState | None,
+        body: object,
+    ) -> httpx.Response:
+        """The first attempt raised: record it, then retry or re-raise."""
+        if not self._record_error(request, host, ticket, exc, started):
+            raise exc
+        if not can_retry(request, retry, body):
+            raise exc
+        return await self._retry_loop(request, host, retry, None, exc, started, budget)
+
+    async def _after_status(
+        self,
+        request: httpx.Request,
+        host: _Host,
+        retry: RetryPolicy,
+        ticket: Ticket,
+        response: httpx.Response,
+        started: float,
+        budget: BudgetState | None,
+        body: object,
+    ) -> httpx.Response:
+        """The first attempt answered: record it, then retry or hand it over."""
         status = response.status_code
         if status in host.failure_statuses:
-            self._record(request, host, ticket, "failure", clock() - started, status)
+            self._record(request, host, ticket, "failure", self._clock() - started, status)
         elif status not in retry.statuses:
             return self._watch(request, host, ticket, response, started)
         else:  # retryable, not a failure (429): the upstream is alive
-            self._record(request, host, ticket, "success", clock() - started, status)
-        if status not in retry.statuses or not can_retry(request, retry):
+            self._record(request, host, ticket, "success", self._clock() - started, status)
+        if status not in retry.statuses or not can_retry(request, retry, body):
             return response
         return await self._retry_loop(request, host, retry, response, None, started, budget)
 
@@ -503,6 +577,12 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         status: int | None,
         error: str | None = None,
     ) -> None:
+        # The attempt's event goes out before the breaker hears the verdict, so
+        # listeners see cause before effect: AttemptFinished, then StateChanged.
+        if self._emitter.listeners:
+            self._emitter.emit(
+                AttemptFinished(host.key, request.method, outcome, duration, status, error)
+            )
         breaker = host.breaker
         if outcome == "success":
             breaker.on_success(ticket, duration)
@@ -510,10 +590,6 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             breaker.on_failure(ticket, duration)
         else:
             breaker.on_ignored(ticket)
-        if self._emitter.listeners:
-            self._emitter.emit(
-                AttemptFinished(host.key, request.method, outcome, duration, status, error)
-            )
 
     def _record_error(
         self,
@@ -784,3 +860,8 @@ class _ObservedStream(httpx.AsyncByteStream):
             await self._stream.aclose()
         finally:
             self._finish(None)
+        # The verdict came after handle_async_request returned: run the async
+        # listeners it woke now, not at the next request (or never).
+        emitter = self._transport._emitter
+        if emitter._pending:
+            await emitter.drain()
