@@ -21,13 +21,17 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0, pool=5.0)
 # them once ``transport=`` is given, so they go to the inner transport instead.
 _TRANSPORT_KWARGS = ("verify", "cert", "http1", "http2", "limits", "proxy")
 
+TimeoutTypes = (
+    httpx.Timeout | float | None | tuple[float | None, float | None, float | None, float | None]
+)
+
 
 class ResilientClient(httpx.AsyncClient):
     """A preconfigured ``httpx.AsyncClient``: every request goes through a
     :class:`ResilientTransport` (``client.transport``).
 
     ``policy``, ``hosts`` and ``listeners`` configure that transport; ``transport``
-    is the inner transport (by default an ``httpx.AsyncHTTPTransport`` built from
+    is the inner transport (or a ready ``ResilientTransport``, used as it is) (by default an ``httpx.AsyncHTTPTransport`` built from
     ``verify``, ``cert``, ``http1``, ``http2``, ``limits`` and ``proxy``). Every
     other keyword goes to ``httpx.AsyncClient``; ``timeout`` defaults to
     :data:`DEFAULT_TIMEOUT`.
@@ -40,10 +44,20 @@ class ResilientClient(httpx.AsyncClient):
         hosts: Mapping[str, Policy] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         listeners: Iterable[Listener | Callable[[Event], object]] = (),
-        timeout: httpx._types.TimeoutTypes = DEFAULT_TIMEOUT,
+        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         transport_kwargs = {k: kwargs.pop(k) for k in _TRANSPORT_KWARGS if k in kwargs}
+        if isinstance(transport, ResilientTransport):
+            # Already resilient: use it as it is rather than stacking two breakers.
+            if policy is not None or hosts is not None or tuple(listeners) or transport_kwargs:
+                raise TypeError(
+                    "transport is already a ResilientTransport: configure policy, hosts, "
+                    "listeners and connection settings on it, not on ResilientClient"
+                )
+            self._resilient = transport
+            super().__init__(transport=transport, timeout=timeout, **kwargs)
+            return
         if transport is None:
             transport = httpx.AsyncHTTPTransport(
                 trust_env=kwargs.get("trust_env", True), **transport_kwargs

@@ -854,12 +854,19 @@ class _ObservedStream(httpx.AsyncByteStream):
             self._finish(exc)
             raise
         self._finish(None, complete=True)
+        await self._drain()
 
     async def aclose(self) -> None:
         try:
             await self._stream.aclose()
         finally:
             self._finish(None)
+        await self._drain()
+
+    async def _drain(self) -> None:
+        emitter = self._transport._emitter
+        if emitter._pending:  # async listeners told of this call's verdict
+            await emitter.drain()
         # The verdict came after handle_async_request returned: run the async
         # listeners it woke now, not at the next request (or never).
         emitter = self._transport._emitter
