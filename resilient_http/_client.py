@@ -30,10 +30,11 @@ class ResilientClient(httpx.AsyncClient):
     """A preconfigured ``httpx.AsyncClient``: every request goes through a
     :class:`ResilientTransport` (``client.transport``).
 
-    ``policy``, ``hosts`` and ``listeners`` configure that transport; ``transport``
-    is the inner transport (or a ready ``ResilientTransport``, used as it is) (by default an ``httpx.AsyncHTTPTransport`` built from
-    ``verify``, ``cert``, ``http1``, ``http2``, ``limits`` and ``proxy``). Every
-    other keyword goes to ``httpx.AsyncClient``; ``timeout`` defaults to
+    ``policy``, ``hosts`` and ``listeners`` configure that transport. ``transport``
+    is the inner transport (by default an ``httpx.AsyncHTTPTransport`` built from
+    ``verify``, ``cert``, ``http1``, ``http2``, ``limits`` and ``proxy``), or a
+    ready ``ResilientTransport``, used as it is. Every other keyword goes to
+    ``httpx.AsyncClient``; ``timeout`` defaults to
     :data:`DEFAULT_TIMEOUT`.
     """
 
