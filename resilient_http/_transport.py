@@ -867,8 +867,3 @@ class _ObservedStream(httpx.AsyncByteStream):
         emitter = self._transport._emitter
         if emitter._pending:  # async listeners told of this call's verdict
             await emitter.drain()
-        # The verdict came after handle_async_request returned: run the async
-        # listeners it woke now, not at the next request (or never).
-        emitter = self._transport._emitter
-        if emitter._pending:
-            await emitter.drain()

@@ -1,0 +1,163 @@
+"""Prometheus metrics for resilient_http (extra ``prometheus``).
+
+``PrometheusMetrics`` is a listener: pass it to the transport or client and
+scrape the registry as usual::
+
+    from prometheus_client import start_http_server
+
+    from resilient_http import ResilientClient
+    from resilient_http.prometheus import PrometheusMetrics
+
+    start_http_server(9100)
+    client = ResilientClient(listeners=[PrometheusMetrics()])
+
+Exported series (the ``host`` label is the breaker key, e.g.
+``api.example.com:443``; never a URL, a query string, userinfo or a header):
+
+- ``resilient_http_circuit_state{host}``: gauge, 0 closed, 1 open, 2 half-open.
+- ``resilient_http_circuit_opened_total{host}``: times the circuit opened.
+- ``resilient_http_requests_total{host,outcome}``: ``success`` and ``failure``
+  count attempts that reached the upstream (a retried call counts once per
+  attempt); ``rejected`` counts calls turned away without touching the network
+  (open circuit, full bulkhead); ``fallback`` counts the rejected calls that a
+  fallback or the stale cache answered (a subset of ``rejected``).
+- ``resilient_http_retries_total{host}``: retries scheduled.
+- ``resilient_http_request_duration_seconds{host}``: histogram of attempt
+  durations, from the attempt's start to its verdict.
+
+Cardinality is bounded by the transport's breaker map: when an idle breaker is
+evicted (``max_hosts``), every series of that host is removed.
+
+This module is the only one that imports ``prometheus_client``; ``import
+resilient_http`` never does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+try:
+    from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "resilient_http.prometheus needs prometheus-client: "
+        "pip install 'resilient-http[prometheus]'"
+    ) from exc
+
+from ._breaker import CircuitState
+from ._events import (
+    AttemptFinished,
+    BreakerEvicted,
+    CallRejected,
+    Event,
+    FallbackServed,
+    RetryScheduled,
+    StateChanged,
+)
+
+__all__ = ["OUTCOMES", "STATE_VALUES", "PrometheusMetrics"]
+
+#: The values of ``resilient_http_circuit_state``.
+STATE_VALUES: dict[CircuitState, int] = {
+    CircuitState.CLOSED: 0,
+    CircuitState.OPEN: 1,
+    CircuitState.HALF_OPEN: 2,
+}
+
+#: The values of the ``outcome`` label of ``resilient_http_requests_total``.
+OUTCOMES = ("success", "failure", "rejected", "fallback")
+
+
+class PrometheusMetrics:
+    """A listener that exports the breakers' metrics to a Prometheus registry.
+
+    ``registry`` defaults to ``prometheus_client.REGISTRY``; the metrics are
+    registered once, at construction, so create one instance per registry and
+    pass it to as many transports or clients as you like. ``buckets`` are the
+    duration histogram's upper bounds in seconds (Prometheus' defaults if
+    omitted).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        buckets: Sequence[float] | None = None,
+    ) -> None:
+        if registry is None:
+            registry = REGISTRY
+        self.registry = registry
+        self._state = Gauge(
+            "resilient_http_circuit_state",
+            "State of the host's circuit: 0 closed, 1 open, 2 half-open.",
+            ["host"],
+            registry=registry,
+        )
+        self._opened = Counter(
+            "resilient_http_circuit_opened_total",
+            "Times the host's circuit opened.",
+            ["host"],
+            registry=registry,
+        )
+        self._requests = Counter(
+            "resilient_http_requests_total",
+            "Attempts that reached the upstream (success, failure) and calls rejected "
+            "without touching it (rejected; fallback: those answered by a fallback).",
+            ["host", "outcome"],
+            registry=registry,
+        )
+        self._retries = Counter(
+            "resilient_http_retries_total",
+            "Retries scheduled.",
+            ["host"],
+            registry=registry,
+        )
+        self._duration = Histogram(
+            "resilient_http_request_duration_seconds",
+            "Duration of each attempt that reached the upstream, until its verdict.",
+            ["host"],
+            registry=registry,
+            buckets=Histogram.DEFAULT_BUCKETS if buckets is None else tuple(buckets),
+        )
+        self._hosts: set[str] = set()
+
+    def __call__(self, event: Event) -> None:
+        host = event.host
+        if isinstance(event, BreakerEvicted):
+            self._forget(host)
+            return
+        if isinstance(event, StateChanged):
+            self._hosts.add(host)
+            self._state.labels(host).set(STATE_VALUES[event.new])
+            if event.new is CircuitState.OPEN:
+                self._opened.labels(host).inc()
+            return
+        if host not in self._hosts:
+            # First sight of this host: a new breaker starts closed.
+            self._hosts.add(host)
+            self._state.labels(host).set(0)
+        if isinstance(event, AttemptFinished):
+            if event.outcome != "ignored":  # cancelled, or the caller's own error
+                self._requests.labels(host, event.outcome).inc()
+                self._duration.labels(host).observe(event.duration)
+        elif isinstance(event, RetryScheduled):
+            self._retries.labels(host).inc()
+        elif isinstance(event, CallRejected):
+            self._requests.labels(host, "rejected").inc()
+        elif isinstance(event, FallbackServed):
+            self._requests.labels(host, "fallback").inc()
+
+    def _forget(self, host: str) -> None:
+        self._hosts.discard(host)
+        series: list[tuple[Gauge | Counter | Histogram, tuple[str, ...]]] = [
+            (self._state, (host,)),
+            (self._opened, (host,)),
+            (self._retries, (host,)),
+            (self._duration, (host,)),
+        ]
+        series += [(self._requests, (host, outcome)) for outcome in OUTCOMES]
+        for metric, labels in series:
+            # prometheus-client < 0.20 raises KeyError for a series never set.
+            with contextlib.suppress(KeyError):
+                metric.remove(*labels)

@@ -1,0 +1,246 @@
+"""Issue 4: listener events, their order, sync and async listeners, raising
+listeners, and the ``resilient_http`` log lines (never a secret)."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio.lowlevel
+import httpx
+import pytest
+import tenacity
+
+from resilient_http import (
+    AttemptFinished,
+    BreakerPolicy,
+    CallRejected,
+    CircuitOpenError,
+    CircuitState,
+    Event,
+    FallbackServed,
+    Policy,
+    ResilientClient,
+    ResilientTransport,
+    RetryPolicy,
+    RetryScheduled,
+    StateChanged,
+)
+from resilient_http.testing import FakeClock
+
+from .server import LiveServer
+
+HOST = "api.example.com:443"
+#: Userinfo, a query string and header values: none may reach an event or a log line.
+SECRET_URL = "https://alice:hunter2@api.example.com/v1/items?token=tok-9f8e7d&page=2"
+SECRET_HEADERS = {"Authorization": "Bearer sk-live-51Habc", "X-Api-Key": "key-0c0ffee"}
+SECRETS = ("alice", "hunter2", "tok-9f8e7d", "page=2", "sk-live-51Habc", "key-0c0ffee", "/v1/")
+
+CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
+
+
+class Upstream:
+    """A MockTransport handler whose status the test sets."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.calls = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return httpx.Response(self.status, json={"status": self.status})
+
+
+def make_transport(
+    upstream: Upstream,
+    clock: FakeClock,
+    listeners: list[object],
+    *,
+    attempts: int = 1,
+) -> ResilientTransport:
+    transport = ResilientTransport(
+        httpx.MockTransport(upstream),
+        policy=Policy(
+            breaker=BreakerPolicy(failure_threshold=2, recovery_timeout=10.0),
+            retry=RetryPolicy(attempts=attempts, wait=tenacity.wait_none()),
+        ),
+        listeners=listeners,  # type: ignore[arg-type]
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+    @transport.fallback("api.example.com")
+    def unknown(request: httpx.Request, error: CircuitOpenError) -> httpx.Response:
+        return httpx.Response(200, json={"cached": True})
+
+    return transport
+
+
+async def test_full_cycle_emits_events_in_causal_order(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="resilient_http")
+    events: list[Event] = []
+    upstream = Upstream(503)
+    transport = make_transport(upstream, clock, [events.append])
+    async with httpx.AsyncClient(transport=transport, headers=SECRET_HEADERS) as client:
+        # closed: two failures open the circuit
+        assert (await client.get(SECRET_URL)).status_code == 503
+        assert (await client.get(SECRET_URL)).status_code == 503
+        # open: rejected, answered by the fallback, upstream untouched
+        clock.advance(4)
+        rejected = await client.get(SECRET_URL)
+        assert rejected.json() == {"cached": True}
+        assert upstream.calls == 2
+        # half-open after the recovery timeout: one probe succeeds and closes it
+        clock.advance(6)
+        upstream.status = 200
+        assert (await client.get(SECRET_URL)).status_code == 200
+
+    assert events == [
+        AttemptFinished(HOST, "GET", "failure", 0.0, 503, None),
+        AttemptFinished(HOST, "GET", "failure", 0.0, 503, None),
+        StateChanged(HOST, CLOSED, OPEN, 10.0),
+        CallRejected(HOST, "GET", "circuit_open", 6.0),
+        FallbackServed(HOST, "GET", "circuit_open", "fallback"),
+        StateChanged(HOST, OPEN, HALF_OPEN, 0.0),
+        AttemptFinished(HOST, "GET", "success", 0.0, 200, None),
+        StateChanged(HOST, HALF_OPEN, CLOSED, 0.0),
+    ]
+    transitions = [
+        (r.levelno, r.getMessage()) for r in caplog.records if r.name == "resilient_http"
+    ]
+    assert transitions == [
+        (logging.WARNING, f"circuit for {HOST} opened (was closed); next probe in 10.000s"),
+        (logging.INFO, f"circuit for {HOST} half-open: probing"),
+        (logging.INFO, f"circuit for {HOST} closed (was half_open)"),
+    ]
+    for text in [repr(e) for e in events] + [m for _, m in transitions]:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+async def test_retries_are_events_and_debug_lines_without_secrets(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="resilient_http")
+    events: list[Event] = []
+    statuses = iter([503, 502, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(next(statuses))
+
+    transport = ResilientTransport(
+        httpx.MockTransport(handler),
+        policy=Policy(retry=RetryPolicy(attempts=3, wait=tenacity.wait_fixed(0.25))),
+        listeners=[events.append],
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    async with httpx.AsyncClient(transport=transport, headers=SECRET_HEADERS) as client:
+        assert (await client.get(SECRET_URL)).status_code == 200
+
+    assert events == [
+        AttemptFinished(HOST, "GET", "failure", 0.0, 503, None),
+        RetryScheduled(HOST, "GET", 1, 0.25, "status 503"),
+        AttemptFinished(HOST, "GET", "failure", 0.0, 502, None),
+        RetryScheduled(HOST, "GET", 2, 0.25, "status 502"),
+        AttemptFinished(HOST, "GET", "success", 0.0, 200, None),
+    ]
+    debug = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "resilient_http" and r.levelno == logging.DEBUG
+    ]
+    assert debug == [
+        f"retrying GET on {HOST} (attempt 1 failed: status 503) in 0.250s",
+        f"retrying GET on {HOST} (attempt 2 failed: status 502) in 0.250s",
+    ]
+    for record in caplog.records:
+        assert all(secret not in record.getMessage() for secret in SECRETS)
+
+
+async def test_sync_and_async_listeners_both_receive_every_event(clock: FakeClock) -> None:
+    sync_seen: list[Event] = []
+    async_seen: list[Event] = []
+
+    async def async_listener(event: Event) -> None:
+        await anyio.lowlevel.checkpoint()  # runs on the caller's event loop
+        async_seen.append(event)
+
+    upstream = Upstream(503)
+    transport = make_transport(upstream, clock, [sync_seen.append, async_listener])
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://api.example.com/")
+        # An async listener has run by the time the call returns.
+        assert async_seen == sync_seen == [AttemptFinished(HOST, "GET", "failure", 0.0, 503, None)]
+        await client.get("https://api.example.com/")
+        await client.get("https://api.example.com/")
+
+    assert async_seen == sync_seen
+    assert [type(e) for e in sync_seen] == [
+        AttemptFinished,
+        AttemptFinished,
+        StateChanged,
+        CallRejected,
+        FallbackServed,
+    ]
+
+
+async def test_resilient_client_passes_listeners_through() -> None:
+    seen: list[Event] = []
+    async with ResilientClient(
+        transport=httpx.MockTransport(Upstream(200)), listeners=[seen.append]
+    ) as client:
+        await client.get("https://api.example.com/")
+    assert len(seen) == 1
+    event = seen[0]
+    assert isinstance(event, AttemptFinished)
+    assert (event.host, event.outcome, event.status_code) == (HOST, "success", 200)
+
+
+async def test_async_listener_hears_a_streamed_success_before_the_call_returns(
+    live: LiveServer,
+) -> None:
+    # On a real server, a success is judged when its body ends, after the
+    # transport has returned the response: the async listener must still run.
+    seen: list[Event] = []
+
+    async def listener(event: Event) -> None:
+        await anyio.lowlevel.checkpoint()
+        seen.append(event)
+
+    async with ResilientClient(listeners=[listener]) as client:
+        response = await client.get(f"{live.url}/status/200")
+        assert response.status_code == 200
+        assert [(type(e), getattr(e, "outcome", None)) for e in seen] == [
+            (AttemptFinished, "success")
+        ]
+
+
+async def test_a_raising_listener_is_logged_and_never_breaks_the_request(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[Event] = []
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("listener bug")
+
+    async def broken_async(event: Event) -> None:
+        raise ValueError("async listener bug")
+
+    upstream = Upstream(200)
+    transport = make_transport(upstream, clock, [broken, broken_async, seen.append])
+    async with httpx.AsyncClient(transport=transport) as client:
+        response = await client.get(SECRET_URL)
+        assert response.status_code == 200
+        assert response.json() == {"status": 200}
+
+    assert seen == [AttemptFinished(HOST, "GET", "success", 0.0, 200, None)]
+    errors = [
+        r for r in caplog.records if r.name == "resilient_http" and r.levelno >= logging.ERROR
+    ]
+    assert len(errors) == 2
+    raised = {type(r.exc_info[1]) for r in errors if r.exc_info is not None}
+    assert raised == {RuntimeError, ValueError}
+    for record in errors:
+        assert all(secret not in record.getMessage() for secret in SECRETS)

@@ -1,0 +1,177 @@
+"""Issue 4: the Prometheus listener's text exposition (names, labels, values,
+no secrets), eviction, and ``import resilient_http`` without prometheus-client."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import httpx
+import tenacity
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from resilient_http import (
+    BreakerPolicy,
+    CircuitOpenError,
+    Policy,
+    ResilientTransport,
+    RetryPolicy,
+)
+from resilient_http.prometheus import PrometheusMetrics
+from resilient_http.testing import FakeClock
+
+HOST = "api.example.com:443"
+SECRET_URL = "https://alice:hunter2@api.example.com/v1/items?token=tok-9f8e7d&page=2"
+SECRET_HEADERS = {"Authorization": "Bearer sk-live-51Habc", "X-Api-Key": "key-0c0ffee"}
+SECRETS = ("alice", "hunter2", "tok-9f8e7d", "page", "sk-live-51Habc", "key-0c0ffee", "/v1/")
+
+
+class Upstream:
+    """Answers ``status`` after ``latency`` seconds of fake time."""
+
+    def __init__(self, clock: FakeClock, status: int, latency: float = 0.3) -> None:
+        self.clock, self.status, self.latency = clock, status, latency
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.clock.advance(self.latency)
+        return httpx.Response(self.status)
+
+
+def make(
+    upstream: Upstream, clock: FakeClock, registry: CollectorRegistry, max_hosts: int = 1024
+) -> ResilientTransport:
+    transport = ResilientTransport(
+        httpx.MockTransport(upstream),
+        policy=Policy(
+            breaker=BreakerPolicy(failure_threshold=2, recovery_timeout=10.0),
+            retry=RetryPolicy(attempts=2, wait=tenacity.wait_none()),
+        ),
+        listeners=[PrometheusMetrics(registry)],
+        clock=clock,
+        sleep=clock.sleep,
+        max_hosts=max_hosts,
+    )
+
+    @transport.fallback("api.example.com")
+    def cached(request: httpx.Request, error: CircuitOpenError) -> httpx.Response:
+        return httpx.Response(200, json={"cached": True})
+
+    return transport
+
+
+def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the exposition, ``_created`` timestamps left out."""
+    text = generate_latest(registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+
+
+async def test_exposition_after_a_trip(clock: FakeClock) -> None:
+    registry = CollectorRegistry()
+    upstream = Upstream(clock, 503)
+    transport = make(upstream, clock, registry)
+    async with httpx.AsyncClient(transport=transport, headers=SECRET_HEADERS) as client:
+        # One call: two attempts (one retry), both 503: the circuit opens.
+        assert (await client.get(SECRET_URL)).status_code == 503
+        # Open: rejected and answered by the fallback.
+        assert (await client.get(SECRET_URL)).json() == {"cached": True}
+
+    text = generate_latest(registry).decode()
+    for secret in SECRETS:
+        assert secret not in text
+    host = (("host", HOST),)
+    got = samples(registry)
+    assert got[("resilient_http_circuit_state", host)] == 1.0
+    assert got[("resilient_http_circuit_opened_total", host)] == 1.0
+    assert got[("resilient_http_retries_total", host)] == 1.0
+    requests = {
+        dict(labels)["outcome"]: value
+        for (name, labels), value in got.items()
+        if name == "resilient_http_requests_total"
+    }
+    assert requests == {"failure": 2.0, "rejected": 1.0, "fallback": 1.0}
+    # Two attempts of 0.3 s each (fake time).
+    assert got[("resilient_http_request_duration_seconds_count", host)] == 2.0
+    assert abs(got[("resilient_http_request_duration_seconds_sum", host)] - 0.6) < 1e-9
+    assert got[("resilient_http_request_duration_seconds_bucket", (*host, ("le", "0.25")))] == 0
+    assert got[("resilient_http_request_duration_seconds_bucket", (*host, ("le", "0.5")))] == 2
+    # Only the documented label names, and the host label is the breaker key.
+    for name, labels in got:
+        keys = {k for k, _ in labels}
+        assert keys <= {"host", "outcome", "le"}, name
+        assert dict(labels)["host"] == HOST
+
+
+async def test_gauge_follows_half_open_and_close(clock: FakeClock) -> None:
+    registry = CollectorRegistry()
+    upstream = Upstream(clock, 503)
+    transport = make(upstream, clock, registry)
+    state = ("resilient_http_circuit_state", (("host", HOST),))
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://api.example.com/")
+        assert samples(registry)[state] == 1.0
+        clock.advance(10)
+        transport.breaker(HOST).state  # noqa: B018 - reading it moves the circuit to half-open
+        assert samples(registry)[state] == 2.0
+        upstream.status = 200
+        await client.get("https://api.example.com/")
+    got = samples(registry)
+    assert got[state] == 0.0
+    assert got[("resilient_http_circuit_opened_total", (("host", HOST),))] == 1.0
+    assert got[("resilient_http_requests_total", (("host", HOST), ("outcome", "success")))] == 1
+
+
+async def test_a_healthy_host_appears_closed(clock: FakeClock) -> None:
+    registry = CollectorRegistry()
+    transport = make(Upstream(clock, 200, latency=0.001), clock, registry)
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://api.example.com/")
+    got = samples(registry)
+    assert got[("resilient_http_circuit_state", (("host", HOST),))] == 0.0
+    assert got[("resilient_http_requests_total", (("host", HOST), ("outcome", "success")))] == 1
+
+
+async def test_evicted_hosts_leave_every_series(clock: FakeClock) -> None:
+    registry = CollectorRegistry()
+    upstream = Upstream(clock, 503)
+    transport = make(upstream, clock, registry, max_hosts=1)
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://old.example.com/")  # two failures: opens, kept in the map
+        transport.breaker("old.example.com").reset()  # closed and idle again: evictable
+        upstream.status = 200
+        await client.get("https://new.example.com/")  # the map overflows: old is evicted
+
+    assert list(transport.snapshot()) == ["new.example.com:443"]
+    text = generate_latest(registry).decode()
+    assert "old.example.com" not in text
+    hosts = {dict(labels)["host"] for _, labels in samples(registry)}
+    assert hosts == {"new.example.com:443"}
+
+
+def test_import_resilient_http_without_prometheus_client() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["prometheus_client"] = None  # as if it were not installed
+        import resilient_http
+        assert "prometheus_client" not in {m for m, v in sys.modules.items() if v is not None}
+        client = resilient_http.ResilientClient()
+        try:
+            import resilient_http.prometheus
+        except ImportError as exc:
+            print(exc)
+        else:
+            raise SystemExit("imported resilient_http.prometheus without prometheus_client")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'resilient-http[prometheus]'" in result.stdout
