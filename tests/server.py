@@ -11,6 +11,8 @@ scripted per test through ``LiveServer.state``:
 - ``/drip?n=N&interval=S``: N chunks, S seconds apart.
 - ``/reset-mid-body``: sends part of a chunked body, then drops the connection.
 - ``/echo``: 200 with the request body.
+- ``/gated``: waits until the test sets ``state.gate``, then 200.
+- ``/sse-gated?n=N``: event 0 at once, the other N-1 only after ``state.gate`` is set.
 
 ``state.hits`` counts requests per path.
 """
@@ -22,7 +24,7 @@ import contextlib
 import socket
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -38,8 +40,10 @@ class ServerState:
     fail_next: int = 0
     fail_status: int = 503
     lock: threading.Lock = field(default_factory=threading.Lock)
+    gate: threading.Event = field(default_factory=threading.Event)
 
     def reset(self) -> None:
+        self.gate.clear()
         with self.lock:
             self.hits.clear()
             self.fail_next = 0
@@ -81,7 +85,7 @@ def build_app(state: ServerState) -> Starlette:
         n = int(request.query_params.get("n", "3"))
         interval = float(request.query_params.get("interval", "0.05"))
 
-        async def events():  # type: ignore[no-untyped-def]
+        async def events() -> AsyncIterator[bytes]:
             for i in range(n):
                 yield f"data: {i}\n\n".encode()
                 await asyncio.sleep(interval)
@@ -93,7 +97,7 @@ def build_app(state: ServerState) -> Starlette:
         n = int(request.query_params.get("n", "3"))
         interval = float(request.query_params.get("interval", "0.05"))
 
-        async def chunks():  # type: ignore[no-untyped-def]
+        async def chunks() -> AsyncIterator[bytes]:
             for i in range(n):
                 yield f"chunk {i}\n".encode()
                 await asyncio.sleep(interval)
@@ -103,12 +107,36 @@ def build_app(state: ServerState) -> Starlette:
     async def reset_mid_body(request: Request) -> Response:
         hit(request)
 
-        async def broken():  # type: ignore[no-untyped-def]
+        async def broken() -> AsyncIterator[bytes]:
             yield b"partial body "
             await asyncio.sleep(0.01)
             raise RuntimeError("upstream died mid-body")
 
         return StreamingResponse(broken(), media_type="text/plain")
+
+    async def wait_for_gate() -> None:
+        # Bounded, so a test that forgets to open the gate cannot wedge the server.
+        for _ in range(10_000):
+            if state.gate.is_set():
+                return
+            await asyncio.sleep(0.002)
+
+    async def gated(request: Request) -> Response:
+        hit(request)
+        await wait_for_gate()
+        return PlainTextResponse("released")
+
+    async def sse_gated(request: Request) -> Response:
+        hit(request)
+        n = int(request.query_params.get("n", "3"))
+
+        async def events() -> AsyncIterator[bytes]:
+            yield b"data: 0\n\n"
+            await wait_for_gate()
+            for i in range(1, n):
+                yield f"data: {i}\n\n".encode()
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     async def echo(request: Request) -> Response:
         hit(request)
@@ -123,6 +151,8 @@ def build_app(state: ServerState) -> Starlette:
             Route("/drip", drip),
             Route("/reset-mid-body", reset_mid_body),
             Route("/echo", echo, methods=["GET", "POST", "PUT"]),
+            Route("/gated", gated),
+            Route("/sse-gated", sse_gated),
         ]
     )
 
