@@ -28,9 +28,12 @@ class RejectedError(httpx.TransportError):
     ``host`` is the breaker key (``"api.example.com:443"``), never a full URL.
     ``reason`` is a short machine-readable string (``"circuit_open"``,
     ``"bulkhead_full"``), the same one a fallback response is marked with.
+    ``retry_after`` is the number of seconds after which a new call may be
+    admitted (``0.0`` unless the subclass knows better).
     """
 
     reason: str = "rejected"
+    retry_after: float = 0.0
 
     def __init__(self, message: str, *, host: str, request: httpx.Request | None = None) -> None:
         super().__init__(message, request=request)

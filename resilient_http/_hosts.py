@@ -36,16 +36,16 @@ def _format_host(raw_host: str) -> str:
 
 def key_for_url(url: httpx.URL) -> str | None:
     """The breaker key for ``url``, or ``None`` when the URL has no usable
-    authority (missing host, unknown scheme without a port): such requests are
-    the caller's error and are passed to the inner transport untouched."""
+    authority (missing host, or a scheme not in ``DEFAULT_PORTS``, even with an
+    explicit port): such requests are the caller's error and are passed to the
+    inner transport untouched, without creating a breaker."""
     raw_host = url.raw_host
-    if not raw_host:
+    default_port = DEFAULT_PORTS.get(url.scheme)
+    if not raw_host or default_port is None:
         return None
     port = url.port
     if port is None:
-        port = DEFAULT_PORTS.get(url.scheme)
-        if port is None:
-            return None
+        port = default_port
     return f"{_format_host(raw_host.decode('ascii'))}:{port}"
 
 

@@ -295,11 +295,13 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     def _evict(self) -> None:
         """Drop least recently used idle closed breakers until within bounds.
         Open, half-open, forced or failing breakers are kept: forgetting them
-        would forget an outage."""
+        would forget an outage. The host just created is never a victim: it
+        is about to be used (and cached as a route)."""
         excess = len(self._hosts) - self._max_hosts
         victims = []
+        newest = next(reversed(self._hosts))
         for key, host in self._hosts.items():
-            if excess <= 0:
+            if excess <= 0 or key == newest:
                 break
             breaker = host.breaker
             if (
@@ -369,9 +371,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         try:
             response = await self._inner.handle_async_request(request)
         except BaseException as exc:
-            return await self._after_error(
-                request, host, retry, ticket, exc, started, budget, body
-            )
+            return await self._after_error(request, host, retry, ticket, exc, started, budget, body)
         status = response.status_code
         if status in host.failure_statuses or status in retry.statuses:
             return await self._after_status(
@@ -421,9 +421,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             else:
                 response = await self._send_by(request, started + retry.deadline)
         except BaseException as exc:
-            return await self._after_error(
-                request, host, retry, ticket, exc, started, budget, body
-            )
+            return await self._after_error(request, host, retry, ticket, exc, started, budget, body)
         return await self._after_status(
             request, host, retry, ticket, response, started, budget, body
         )

@@ -1,0 +1,291 @@
+"""Breaker keys (one breaker per normalised authority) and host-pattern precedence."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import tenacity
+
+from resilient_http import BreakerPolicy, Policy, ResilientTransport, RetryPolicy
+from resilient_http.testing import FakeClock
+
+
+def transport_with(
+    clock: FakeClock,
+    hosts: dict[str, Policy] | None = None,
+    policy: Policy | None = None,
+    status: int = 200,
+) -> tuple[ResilientTransport, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status)
+
+    transport = ResilientTransport(
+        httpx.MockTransport(handler),
+        policy=policy,
+        hosts=hosts,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    return transport, seen
+
+
+def threshold(n: int) -> Policy:
+    """A policy tagged by its failure threshold, without retries."""
+    return Policy(
+        breaker=BreakerPolicy(failure_threshold=n), retry=RetryPolicy(attempts=1, budget=None)
+    )
+
+
+# -- breaker keys --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://API.example.com/", "api.example.com:443"),
+        ("https://api.example.com:443/x", "api.example.com:443"),
+        ("https://api.example.com./x", "api.example.com:443"),
+        ("http://api.example.com/", "api.example.com:80"),
+        ("http://api.example.com:80/", "api.example.com:80"),
+        ("https://user:secret@api.example.com/x?token=abc#frag", "api.example.com:443"),
+        ("http://a:8080/", "a:8080"),
+        ("http://[::1]:8080/", "[::1]:8080"),
+        ("http://[::1]/", "[::1]:80"),
+        ("http://[2001:DB8::1]/", "[2001:db8::1]:80"),
+        ("https://bücher.example/", "xn--bcher-kva.example:443"),
+        ("https://BÜCHER.example./", "xn--bcher-kva.example:443"),
+        ("http://127.0.0.1:9000/", "127.0.0.1:9000"),
+    ],
+)
+async def test_requests_are_keyed_by_normalised_authority(
+    clock: FakeClock, url: str, key: str
+) -> None:
+    transport, _ = transport_with(clock)
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get(url)
+    assert list(transport.snapshot()) == [key]
+
+
+async def test_equivalent_urls_share_one_breaker(clock: FakeClock) -> None:
+    transport, _ = transport_with(clock, policy=threshold(2), status=503)
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://API.example.com/")
+        await client.get("https://api.example.com:443/x")
+    assert list(transport.snapshot()) == ["api.example.com:443"]
+    assert transport.breaker("https://api.example.com/").state == "open"
+
+
+async def test_different_ports_get_different_breakers(clock: FakeClock) -> None:
+    transport, seen = transport_with(clock, policy=threshold(1), status=503)
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("http://a:8080/")
+        response = await client.get("http://a:9090/")  # not rejected: a different breaker
+    assert response.status_code == 503
+    assert len(seen) == 2
+    assert sorted(transport.snapshot()) == ["a:8080", "a:9090"]
+
+
+async def test_http_and_https_default_ports_differ(clock: FakeClock) -> None:
+    transport, _ = transport_with(clock)
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("http://api.example.com/")
+        await client.get("https://api.example.com/")
+    assert sorted(transport.snapshot()) == ["api.example.com:443", "api.example.com:80"]
+
+
+async def test_userinfo_path_and_query_never_reach_the_key(clock: FakeClock) -> None:
+    transport, _ = transport_with(clock)
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://alice:hunter2@api.example.com/private/path?token=s3cret")
+    [key] = transport.snapshot()
+    for secret in ("alice", "hunter2", "private", "token", "s3cret"):
+        assert secret not in key
+
+
+# -- host patterns -------------------------------------------------------------------
+
+
+def test_pattern_precedence_host_port_then_host_then_longest_wildcard_then_default(
+    clock: FakeClock,
+) -> None:
+    transport, _ = transport_with(
+        clock,
+        policy=threshold(1),
+        hosts={
+            "*.example.com": threshold(2),
+            "*.internal.example.com": threshold(3),
+            "api.internal.example.com": threshold(4),
+            "api.internal.example.com:8443": threshold(5),
+        },
+    )
+
+    def tag(url: str) -> int:
+        return transport.breaker(url).policy.failure_threshold
+
+    assert tag("https://api.internal.example.com:8443/") == 5
+    assert tag("https://api.internal.example.com/") == 4
+    assert tag("http://api.internal.example.com:8080/") == 4
+    assert tag("https://db.internal.example.com/") == 3
+    assert tag("https://a.b.internal.example.com/") == 3
+    assert tag("https://www.example.com/") == 2
+    assert tag("https://internal.example.com/") == 2  # "*.internal..." needs a subdomain
+    assert tag("https://example.org/") == 1
+
+
+def test_wildcard_does_not_match_the_bare_domain(clock: FakeClock) -> None:
+    transport, _ = transport_with(clock, policy=threshold(1), hosts={"*.example.com": threshold(7)})
+    assert transport.breaker("https://example.com/").policy.failure_threshold == 1
+    assert transport.breaker("https://x.example.com/").policy.failure_threshold == 7
+    assert transport.breaker("https://x.y.example.com/").policy.failure_threshold == 7
+    # a suffix match must be on a label boundary
+    assert transport.breaker("https://badexample.com/").policy.failure_threshold == 1
+
+
+def test_host_pattern_matches_any_port_and_host_port_only_that_port(clock: FakeClock) -> None:
+    transport, _ = transport_with(
+        clock,
+        policy=threshold(1),
+        hosts={"api.example.com": threshold(2), "other.example.com:8443": threshold(3)},
+    )
+    assert transport.breaker("http://api.example.com/").policy.failure_threshold == 2
+    assert transport.breaker("https://api.example.com:9999/").policy.failure_threshold == 2
+    assert transport.breaker("https://other.example.com:8443/").policy.failure_threshold == 3
+    assert transport.breaker("https://other.example.com/").policy.failure_threshold == 1
+
+
+def test_wildcard_with_port_beats_same_wildcard_without(clock: FakeClock) -> None:
+    transport, _ = transport_with(
+        clock, hosts={"*.example.com": threshold(2), "*.example.com:8443": threshold(3)}
+    )
+    assert transport.breaker("https://a.example.com:8443/").policy.failure_threshold == 3
+    assert transport.breaker("https://a.example.com/").policy.failure_threshold == 2
+
+
+def test_patterns_are_normalised_like_urls(clock: FakeClock) -> None:
+    transport, _ = transport_with(
+        clock,
+        hosts={
+            "API.Example.COM": threshold(2),
+            "bücher.example": threshold(3),
+            "[::1]:8080": threshold(4),
+            "trailing.example.com.": threshold(5),
+        },
+    )
+    assert transport.breaker("https://api.example.com/").policy.failure_threshold == 2
+    assert transport.breaker("https://BÜCHER.example/").policy.failure_threshold == 3
+    assert transport.breaker("http://[::1]:8080/").policy.failure_threshold == 4
+    assert transport.breaker("https://trailing.example.com/").policy.failure_threshold == 5
+
+
+async def test_host_policy_drives_the_requests_to_that_host(clock: FakeClock) -> None:
+    transport, seen = transport_with(
+        clock,
+        policy=threshold(5),
+        hosts={"payments.example.com": threshold(2)},
+        status=500,
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        for _ in range(2):
+            await client.post("https://payments.example.com/charge")
+            await client.post("https://shop.example.com/cart")
+        assert transport.breaker("payments.example.com").state == "open"
+        assert transport.breaker("shop.example.com").state == "closed"
+        with pytest.raises(httpx.TransportError):
+            await client.post("https://payments.example.com/charge")
+    assert len(seen) == 4
+
+
+async def test_host_retry_policy_applies_per_pattern(clock: FakeClock) -> None:
+    retry5 = RetryPolicy(attempts=5, wait=tenacity.wait_none(), budget=None)
+    transport, seen = transport_with(
+        clock,
+        policy=Policy(
+            breaker=BreakerPolicy(failure_threshold=100),
+            retry=RetryPolicy(attempts=1, budget=None),
+        ),
+        hosts={
+            "*.internal.example.com": Policy(
+                breaker=BreakerPolicy(failure_threshold=100), retry=retry5
+            )
+        },
+        status=503,
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://inventory.internal.example.com/")
+        assert len(seen) == 5
+        await client.get("https://public.example.com/")
+        assert len(seen) == 6
+
+
+# -- transport.breaker(host_or_url) --------------------------------------------------
+
+
+async def test_breaker_lookup_forms_return_the_breaker_requests_use(clock: FakeClock) -> None:
+    transport, _ = transport_with(clock, status=503, policy=threshold(1))
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://api.example.com/v1/items?page=2")
+    used = transport.breaker("https://api.example.com/")
+    assert used.state == "open"
+    assert transport.breaker("api.example.com") is used
+    assert transport.breaker("API.example.com:443") is used
+    assert transport.breaker("https://api.example.com:443/other") is used
+    assert transport.breaker(httpx.URL("https://api.example.com/x?y=1")) is used
+
+
+def test_breaker_is_created_on_demand_and_kept(clock: FakeClock) -> None:
+    transport, _ = transport_with(clock)
+    assert transport.snapshot() == {}
+    breaker = transport.breaker("api.example.com:8443")
+    assert breaker.key == "api.example.com:8443"
+    assert breaker.state == "closed"
+    assert list(transport.snapshot()) == ["api.example.com:8443"]
+    assert transport.breaker("api.example.com:8443") is breaker
+
+
+def test_bare_host_defaults_to_443_or_its_only_live_port(clock: FakeClock) -> None:
+    transport, _ = transport_with(clock)
+    assert transport.breaker("fresh.example.com").key == "fresh.example.com:443"
+    on_8080 = transport.breaker("http://a.example.com:8080/")
+    assert transport.breaker("a.example.com") is on_8080
+
+
+def test_bare_host_with_breakers_on_several_ports_is_ambiguous(clock: FakeClock) -> None:
+    transport, _ = transport_with(clock)
+    transport.breaker("http://a.example.com:8080/")
+    transport.breaker("http://a.example.com:9090/")
+    with pytest.raises(ValueError, match=r"a\.example\.com"):
+        transport.breaker("a.example.com")
+
+
+@pytest.mark.parametrize(
+    "value", ["*.example.com", "http:///no-host", "", "api.example.com/path", "a:b:c"]
+)
+def test_breaker_rejects_values_that_name_no_single_host(clock: FakeClock, value: str) -> None:
+    transport, _ = transport_with(clock)
+    with pytest.raises(ValueError):
+        transport.breaker(value)
+    assert transport.snapshot() == {}
+
+
+def test_breaker_rejects_non_strings(clock: FakeClock) -> None:
+    transport, _ = transport_with(clock)
+    with pytest.raises(TypeError, match="42"):
+        transport.breaker(42)  # type: ignore[arg-type]
+
+
+async def test_manual_controls_through_the_transport_affect_requests(clock: FakeClock) -> None:
+    transport, seen = transport_with(clock)
+    breaker = transport.breaker("api.example.com")
+    async with httpx.AsyncClient(transport=transport) as client:
+        breaker.force_open()
+        assert transport.snapshot()["api.example.com:443"]["state"] == "open"
+        with pytest.raises(httpx.TransportError):
+            await client.get("https://api.example.com/")
+        assert seen == []
+        breaker.reset()
+        assert transport.snapshot()["api.example.com:443"]["state"] == "closed"
+        assert (await client.get("https://api.example.com/")).status_code == 200
+    assert len(seen) == 1
