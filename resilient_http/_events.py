@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeAlias
@@ -148,9 +149,12 @@ class Emitter:
 
 def log_transition(host: str, old: CircuitState, new: CircuitState, retry_after: float) -> None:
     if new is CircuitState.OPEN:
-        logger.warning(
-            "circuit for %s opened (was %s); next probe in %.3fs", host, old.value, retry_after
-        )
+        if math.isinf(retry_after):
+            logger.warning("circuit for %s held open by hand (was %s)", host, old.value)
+        else:
+            logger.warning(
+                "circuit for %s opened (was %s); next probe in %.3fs", host, old.value, retry_after
+            )
     elif new is CircuitState.HALF_OPEN:
         logger.info("circuit for %s half-open: probing", host)
     else:

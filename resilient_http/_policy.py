@@ -10,13 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
 import httpx
 import tenacity
-
-if TYPE_CHECKING:
-    from ._exceptions import RejectedError
 
 __all__ = [
     "DEFAULT_FAILURE_STATUSES",
@@ -29,10 +26,9 @@ __all__ = [
     "RetryPolicy",
 ]
 
-Fallback: TypeAlias = Callable[
-    [httpx.Request, "RejectedError"], "httpx.Response | Awaitable[httpx.Response]"
-]
-"""``fn(request, error) -> httpx.Response``, sync or async."""
+Fallback: TypeAlias = Callable[..., "httpx.Response | Awaitable[httpx.Response]"]
+"""``fn(request, error) -> httpx.Response``, sync or async. ``error`` is the
+:class:`RejectedError` (a fallback may annotate it as ``CircuitOpenError``)."""
 
 #: 5xx means the upstream (or something in front of it) is failing.
 DEFAULT_FAILURE_STATUSES: frozenset[int] = frozenset(range(500, 600))
