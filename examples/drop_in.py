@@ -52,42 +52,40 @@ async def get(client: httpx.AsyncClient, path: str) -> None:
         print(f"  GET {path} -> {response.status_code} in {elapsed_ms(started)}")
 
 
-async def main() -> None:
-    upstream = Upstream()
-    with serve(upstream) as base_url:
-        # The only change to an existing client: wrap the transport it already used.
-        transport = ResilientTransport(
-            httpx.AsyncHTTPTransport(),
-            policy=Policy(
-                breaker=BreakerPolicy(failure_threshold=3, recovery_timeout=RECOVERY_TIMEOUT),
-                retry=RetryPolicy(attempts=1),  # one attempt per call keeps the output readable
-            ),
-            listeners=[show_transitions],
-        )
-        timeout = httpx.Timeout(5.0, read=READ_TIMEOUT)
-        async with httpx.AsyncClient(
-            base_url=base_url, transport=transport, timeout=timeout
-        ) as client:
-            print("1. the upstream is healthy")
+async def main(upstream: Upstream, base_url: str) -> None:
+    # The only change to an existing client: wrap the transport it already used.
+    transport = ResilientTransport(
+        httpx.AsyncHTTPTransport(),
+        policy=Policy(
+            breaker=BreakerPolicy(failure_threshold=3, recovery_timeout=RECOVERY_TIMEOUT),
+            retry=RetryPolicy(attempts=1),  # one attempt per call keeps the output readable
+        ),
+        listeners=[show_transitions],
+    )
+    timeout = httpx.Timeout(5.0, read=READ_TIMEOUT)
+    async with httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout) as client:
+        print("1. the upstream is healthy")
+        await get(client, "/orders/42")
+
+        print(f"2. the upstream hangs: each call waits out the {READ_TIMEOUT}s read timeout")
+        upstream.set("hang")
+        for _ in range(3):
             await get(client, "/orders/42")
 
-            print(f"2. the upstream hangs: each call waits out the {READ_TIMEOUT}s read timeout")
-            upstream.set("hang")
-            for _ in range(3):
-                await get(client, "/orders/42")
-
-            print("3. the circuit is open: calls fail at once and never reach the upstream")
-            before = upstream.hits()
-            for _ in range(3):
-                await get(client, "/orders/42")
-            print(f"  requests that reached the upstream meanwhile: {upstream.hits() - before}")
-
-            print(f"4. the upstream recovers; {RECOVERY_TIMEOUT}s later a probe closes the circuit")
-            upstream.set("ok")
-            await asyncio.sleep(RECOVERY_TIMEOUT)
+        print("3. the circuit is open: calls fail at once and never reach the upstream")
+        before = upstream.hits()
+        for _ in range(3):
             await get(client, "/orders/42")
-            print(f"  circuit state: {transport.breaker(base_url).state.value}")
+        print(f"  requests that reached the upstream meanwhile: {upstream.hits() - before}")
+
+        print(f"4. the upstream recovers; {RECOVERY_TIMEOUT}s later a probe closes the circuit")
+        upstream.set("ok")
+        await asyncio.sleep(RECOVERY_TIMEOUT)
+        await get(client, "/orders/42")
+        print(f"  circuit state: {transport.breaker(base_url).state.value}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    upstream = Upstream()
+    with serve(upstream) as base_url:  # a real server on 127.0.0.1, in a thread
+        asyncio.run(main(upstream, base_url))

@@ -50,39 +50,39 @@ async def get(client: httpx.AsyncClient, upstream: Upstream, path: str) -> None:
     print(f"  GET {path} -> {outcome}; upstream reached {upstream.hits() - before}x")
 
 
-async def main() -> None:
+async def main(upstream: Upstream, base_url: str) -> None:
     logging.basicConfig(level=logging.WARNING, format="    log: %(message)s", stream=sys.stdout)
     logging.getLogger("resilient_http").setLevel(logging.INFO)
 
-    upstream = Upstream()
-    with serve(upstream) as base_url:
-        policy = Policy(
-            breaker=BreakerPolicy(failure_threshold=4, recovery_timeout=RECOVERY_TIMEOUT),
-            # Any tenacity wait strategy; tiny waits so the demo is quick.
-            retry=RetryPolicy(attempts=3, wait=tenacity.wait_exponential(multiplier=0.01, max=0.1)),
-        )
-        async with ResilientClient(
-            base_url=base_url, policy=policy, listeners=[show_retries]
-        ) as client:
-            print(f"default timeouts: {client.timeout}")
+    policy = Policy(
+        breaker=BreakerPolicy(failure_threshold=4, recovery_timeout=RECOVERY_TIMEOUT),
+        # Any tenacity wait strategy; tiny waits so the demo is quick.
+        retry=RetryPolicy(attempts=3, wait=tenacity.wait_exponential(multiplier=0.01, max=0.1)),
+    )
+    async with ResilientClient(
+        base_url=base_url, policy=policy, listeners=[show_retries]
+    ) as client:
+        print(f"default timeouts: {client.timeout}")
 
-            print("1. a blip: the next two answers are 503, retries absorb them")
-            upstream.fail_next(2)
-            await get(client, upstream, "/catalog")
+        print("1. a blip: the next two answers are 503, retries absorb them")
+        upstream.fail_next(2)
+        await get(client, upstream, "/catalog")
 
-            print("2. an outage: retries stop the moment the circuit opens")
-            upstream.set("down")
-            await get(client, upstream, "/catalog")  # 3 attempts, 3 failures
-            await get(client, upstream, "/catalog")  # 4th failure opens it: no more attempts
-            await get(client, upstream, "/catalog")  # rejected at once
-            print(f"  health: {json.dumps(client.transport.snapshot())}")
+        print("2. an outage: retries stop the moment the circuit opens")
+        upstream.set("down")
+        await get(client, upstream, "/catalog")  # 3 attempts, 3 failures
+        await get(client, upstream, "/catalog")  # 4th failure opens it: no more attempts
+        await get(client, upstream, "/catalog")  # rejected at once
+        print(f"  health: {json.dumps(client.transport.snapshot())}")
 
-            print(f"3. the upstream recovers; {RECOVERY_TIMEOUT}s later a probe closes the circuit")
-            upstream.set("ok")
-            await asyncio.sleep(RECOVERY_TIMEOUT)
-            await get(client, upstream, "/catalog")
-            print(f"  circuit state: {client.transport.breaker(base_url).state.value}")
+        print(f"3. the upstream recovers; {RECOVERY_TIMEOUT}s later a probe closes the circuit")
+        upstream.set("ok")
+        await asyncio.sleep(RECOVERY_TIMEOUT)
+        await get(client, upstream, "/catalog")
+        print(f"  circuit state: {client.transport.breaker(base_url).state.value}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    upstream = Upstream()
+    with serve(upstream) as base_url:  # a real server on 127.0.0.1, in a thread
+        asyncio.run(main(upstream, base_url))
