@@ -1,0 +1,42 @@
+"""``python -m resilient_http demo [--duration SECONDS] [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ._demo import DEFAULT_DURATION
+
+    parser = argparse.ArgumentParser(
+        prog="python -m resilient_http",
+        description="resilient_http: per-host circuit breakers, safe retries and fallbacks.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="a cascade, prevented, side by side",
+        description="Start a flaky upstream on 127.0.0.1 (healthy, then an outage of hangs "
+        "and 503s, then healthy again) and drive the same traffic through a plain "
+        "httpx.AsyncClient and through a ResilientClient with a fallback.",
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=DEFAULT_DURATION,
+        metavar="SECONDS",
+        help=f"seconds of traffic (default {DEFAULT_DURATION:g})",
+    )
+    demo.add_argument(
+        "--json", action="store_true", help="print only the summary, as one JSON object"
+    )
+    args = parser.parse_args(argv)
+    from ._demo import run
+
+    return run(args.duration, as_json=args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
