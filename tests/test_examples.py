@@ -52,6 +52,15 @@ EXPECTED = {
         "circuit for pricing.example.com:443: closed",
         "circuit for recommendations.example.com:443: closed",
     ],
+    "health_endpoint.py": [
+        'GET /health -> 200 {"status": "ok", "open": 0',
+        "the circuit opens",
+        'GET /health -> 503 {"status": "degraded", "open": 1',
+        "(Retry-After: 1)",
+        "requests that reached the upstream meanwhile: 0",
+        "GET /upstream/orders -> 200",
+        'GET /health -> 200 {"status": "ok", "open": 0',
+    ],
 }
 
 
