@@ -29,7 +29,8 @@ instrument                          kind             attributes, meaning
 turned away without touching the network; ``fallback`` the rejected calls a
 fallback answered (a subset of ``rejected``). Through OpenTelemetry's Prometheus
 exporter these come out under the very names :mod:`resilient_http.prometheus`
-uses (``resilient_http_requests_total``, ...).
+uses (``resilient_http_requests_total``, ``resilient_http_request_duration_seconds``,
+...), with the exporter's ``otel_scope_*`` labels added.
 
 Evicted hosts leave the state gauge at once. The OpenTelemetry API cannot drop
 a series from a synchronous counter or histogram: their cardinality is bounded
