@@ -358,6 +358,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                 f"request.extensions[{RETRY_EXTENSION!r}] must be a RetryPolicy, got {retry!r}"
             )
         ticket = host.breaker.admit()
+        if ticket is None and self._plain:  # rejected, with no listener to drain after
+            return await self._reject(request, host, None)
         if ticket is None or not (self._plain and host.plain and retry.deadline is None):
             return await self._guarded(request, host, retry, ticket)
         # The fast path: no listeners, cache, bulkhead or deadline to serve. A

@@ -1,0 +1,72 @@
+"""The benchmark entry point still runs end to end (tiny counts, no timing checks).
+
+Peer packages and matplotlib are optional: without them the run must still
+finish, list each missing peer as "not installed" and skip only the chart.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ["success_in_process", "success_real_server", "rejection", "concurrency", "memory"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_benchmark_entry_point_runs_and_writes_results(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--rounds", "2", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "ResourceWarning" not in proc.stderr, proc.stderr
+
+    data = json.loads((tmp_path / "latest.json").read_text(encoding="utf-8"))
+    assert [s["key"] for s in data["sections"]] == SECTIONS
+    assert data["machine"]["cores"] == os.cpu_count()
+    sections = {s["key"]: s for s in data["sections"]}
+    for key in ("success_in_process", "success_real_server", "concurrency"):
+        rows = {r["name"]: r for r in sections[key]["rows"]}
+        bare, ours = rows["httpx (bare)"], rows["resilient_http ResilientTransport"]
+        assert bare["status"] == ours["status"] == "ok", (key, bare, ours)
+        assert bare["ratio"] == pytest.approx(1.0)
+        assert ours["median"] > 0
+        assert ours["ratio"] > 0
+        for row in rows.values():  # a peer is measured, missing, or broken: never silent
+            status = row["status"]
+            assert status in ("ok", "not installed") or status.startswith("error:"), row
+            assert (row["median"] is None) == (row["status"] != "ok"), row
+
+    rejection = {r["name"]: r for r in sections["rejection"]["rows"]}
+    raised = rejection["resilient_http: rejected, CircuitOpenError raised"]
+    served = rejection["resilient_http: rejected, fallback response served"]
+    assert raised["status"] == served["status"] == "ok", (raised, served)
+
+    memory = sections["memory"]
+    ours_rows = [r for r in memory["rows"] if r["role"] == "ours"]
+    assert all(r["status"] == "ok" and r["median"] > 0 for r in ours_rows), ours_rows
+    assert memory["targets"], memory
+
+    table = (tmp_path / "latest.md").read_text(encoding="utf-8")
+    assert "| **resilient_http ResilientTransport** |" in table
+    assert table.strip() in proc.stdout
+    if importlib.util.find_spec("matplotlib") is None:
+        assert not (tmp_path / "latest.png").exists()
+        assert "matplotlib is not installed" in proc.stderr
+    else:
+        assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
