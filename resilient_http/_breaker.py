@@ -264,8 +264,9 @@ class Breaker:
         if self._window is not None:
             slow = self._slow_after is not None and duration >= self._slow_after
             self._window.add(self._clock(), False, slow)
-            if slow:
-                self._check_rates()
+            # A success can be the call that reaches minimum_calls with the
+            # failure share already over the rate: judge the window every time.
+            self._check_rates()
         else:
             self._failures = 0
 
@@ -352,7 +353,9 @@ class Breaker:
         cap = policy.max_recovery_timeout
         if cap is not None and self._streak > 0:
             period = min(cap, period * 2.0 ** min(self._streak, 64))
-            period = min(cap, period * self._random.uniform(0.75, 1.25))
+            jittered = period * self._random.uniform(0.75, 1.25)
+            # never below recovery_timeout, even when the cap is close to it
+            period = max(policy.recovery_timeout, min(cap, jittered))
         self._open_period = period
         self._open_until = self._clock() + period
         self._opened_total += 1

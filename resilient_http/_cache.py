@@ -151,7 +151,8 @@ class StaleCache:
             return None
         headers = httpx.Headers(entry.headers)
         previous = headers.get("age", "")
-        base = int(previous) if previous.isdigit() else 0
+        # ASCII digits only: a latin-1 "²" passes str.isdigit() and fails int()
+        base = int(previous) if previous.isascii() and previous.isdigit() else 0
         headers["Age"] = str(base + int(max(0.0, age)))
         return httpx.Response(
             entry.status, headers=headers, stream=httpx.ByteStream(entry.body), request=request

@@ -14,6 +14,8 @@ and to use as metric labels.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -30,6 +32,8 @@ T = TypeVar("T")
 def _format_host(raw_host: str) -> str:
     host = raw_host.lower().rstrip(".")
     if ":" in host and not host.startswith("["):
+        with contextlib.suppress(ValueError):  # one spelling per address: [0:0::1] is [::1]
+            host = ipaddress.IPv6Address(host).compressed
         host = f"[{host}]"
     return host
 
@@ -46,7 +50,10 @@ def key_for_url(url: httpx.URL) -> str | None:
     port = url.port
     if port is None:
         port = default_port
-    return f"{_format_host(raw_host.decode('ascii'))}:{port}"
+    host = _format_host(raw_host.decode("ascii"))
+    if not host or not 0 < port < 65536:  # "http://./", "http://h:-1/" (httpx allows both)
+        return None
+    return f"{host}:{port}"
 
 
 def split_key(key: str) -> tuple[str, int]:
@@ -69,7 +76,10 @@ def _normalise_host(text: str, *, what: str) -> str:
         or url.fragment
     ):
         raise ValueError(f"{what}: invalid host {text!r}")
-    return _format_host(url.raw_host.decode("ascii"))
+    host = _format_host(url.raw_host.decode("ascii"))
+    if not host:
+        raise ValueError(f"{what}: invalid host {text!r}")
+    return host
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +128,7 @@ class HostPattern:
 
 
 def _parse_port(text: str, pattern: str, what: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise ValueError(f"{what} {pattern!r} has an invalid port {text!r}")
     return int(text)
 

@@ -29,7 +29,9 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     value = value.strip()
     if not value or len(value) > _MAX_HEADER_LEN:
         return None
-    if value.isdigit():  # delta-seconds: 1*DIGIT (RFC 9110 §10.2.3)
+    # delta-seconds: 1*DIGIT (RFC 9110 §10.2.3). ASCII only: a latin-1 header
+    # may carry "²", which str.isdigit() accepts and int() rejects.
+    if value.isascii() and value.isdigit():
         return float(int(value))
     try:
         # A plain number ("1.5", "-3") is not an HTTP-date: reject before the date parser.

@@ -247,9 +247,13 @@ class ResilientTransport(httpx.AsyncBaseTransport):
 
     def _key_from_user(self, value: str | httpx.URL) -> str:
         if isinstance(value, httpx.URL) or (isinstance(value, str) and "://" in value):
-            key = key_for_url(httpx.URL(value))
-            if key is None:
-                raise ValueError(f"cannot key a breaker on URL {str(value)!r}: no host or port")
+            url = httpx.URL(value)
+            key = key_for_url(url)
+            if key is None:  # name the scheme and host only: never userinfo or a query
+                raise ValueError(
+                    f"cannot key a breaker on a URL with scheme {url.scheme!r} and host "
+                    f"{url.host!r}: an http(s) or ws(s) URL with a host is needed"
+                )
             return key
         if not isinstance(value, str):
             raise TypeError(f"expected a host or URL, got {value!r}")
@@ -391,23 +395,42 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         """The general path: rejection, bulkhead, deadline, listeners."""
         emitter = self._emitter
         try:
-            if ticket is None:
-                return await self._reject(request, host, None)
-            semaphore = host.semaphore
-            if semaphore is None and host.policy.max_concurrency is not None:
-                semaphore = host.semaphore = anyio.Semaphore(host.policy.max_concurrency)
-            if semaphore is None:
-                return await self._call(request, host, retry, ticket)
-            if not await self._acquire(semaphore, host.policy.max_wait):
-                host.breaker.on_ignored(ticket)
-                return await self._reject(request, host, BulkheadFullError)
-            try:
-                return await self._call(request, host, retry, ticket)
-            finally:
-                semaphore.release()
-        finally:
+            response = await self._admitted(request, host, retry, ticket)
+        except BaseException:
             if emitter._pending:
                 await emitter.drain()
+            raise
+        if emitter._pending:
+            try:
+                await emitter.drain()
+            except BaseException:  # cancelled while listeners ran: nobody gets the response
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+                raise
+        return response
+
+    async def _admitted(
+        self, request: httpx.Request, host: _Host, retry: RetryPolicy, ticket: Ticket | None
+    ) -> httpx.Response:
+        if ticket is None:
+            return await self._reject(request, host, None)
+        semaphore = host.semaphore
+        if semaphore is None and host.policy.max_concurrency is not None:
+            semaphore = host.semaphore = anyio.Semaphore(host.policy.max_concurrency)
+        if semaphore is None:
+            return await self._call(request, host, retry, ticket)
+        try:
+            acquired = await self._acquire(semaphore, host.policy.max_wait)
+        except BaseException:  # cancelled while queued: give a probe slot back
+            host.breaker.on_ignored(ticket)
+            raise
+        if not acquired:
+            host.breaker.on_ignored(ticket)
+            return await self._reject(request, host, BulkheadFullError)
+        try:
+            return await self._call(request, host, retry, ticket)
+        finally:
+            semaphore.release()
 
     async def _call(
         self, request: httpx.Request, host: _Host, retry: RetryPolicy, ticket: Ticket
