@@ -62,6 +62,13 @@ class DeadlineExceeded(httpx.TimeoutException):
 
 _FAILURE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
+
+def _is_failure(exc: BaseException) -> bool:
+    """Is this error the upstream's fault? ``httpx.PoolTimeout`` is not: it means
+    *our* connection pool is full (often of calls hung on another host), and
+    counting it would let one sick host open a healthy host's circuit."""
+    return isinstance(exc, _FAILURE_ERRORS) and not isinstance(exc, httpx.PoolTimeout)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Specificity ranks: explicit host:port > host > wildcard (longer first) > default.
@@ -623,7 +630,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         started: float,
     ) -> bool:
         """Record an attempt that raised; ``True`` when it is a counted failure."""
-        failed = isinstance(exc, _FAILURE_ERRORS)
+        failed = _is_failure(exc)
         self._record(
             request,
             host,
@@ -845,7 +852,7 @@ class _ObservedStream(httpx.AsyncByteStream):
         duration = transport._clock() - self._started
         if exc is None:
             outcome: Literal["success", "failure", "ignored"] = "success"
-        elif isinstance(exc, _FAILURE_ERRORS):
+        elif _is_failure(exc):
             outcome = "failure"
         else:
             outcome = "ignored"
