@@ -475,9 +475,9 @@ class Progress:
             parts = [f"t={elapsed:4.1f}s {schedule.phase(now):9}"]
             for name, s in stats.items():
                 parts.append(
-                    f"{name}: {s['requests']:3d} req/s p50 {_ms(s['p50'])} ms "
-                    f"p99 {_ms(s['p99'])} ms in flight {s['in_flight']:3d} "
-                    f"fallbacks {s['fallbacks']:3d} errors {s['errors']:3d}"
+                    f"{name}: {s['requests']:3d} req/s, p50 {_ms(s['p50'])} ms, "
+                    f"p99 {_ms(s['p99'])} ms, in flight={s['in_flight']}, "
+                    f"fallbacks={s['fallbacks']}, errors={s['errors']}"
                 )
             parts.append(" ".join(f"{n}={_state_text(st)}" for n, st in states.items()))
             return [" | ".join(parts)]
