@@ -69,6 +69,7 @@ def _is_failure(exc: BaseException) -> bool:
     counting it would let one sick host open a healthy host's circuit."""
     return isinstance(exc, _FAILURE_ERRORS) and not isinstance(exc, httpx.PoolTimeout)
 
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Specificity ranks: explicit host:port > host > wildcard (longer first) > default.
