@@ -345,6 +345,19 @@ class Breaker:
             if self._window is not None:
                 self._window.clear()
 
+    def open_for(self, seconds: float) -> None:
+        """Open now for ``seconds``: a trip decided elsewhere (a fleet-shared
+        store). If already open, the open period now ends in ``seconds``.
+        Ignored while forced."""
+        if self._forced is not None:
+            return
+        seconds = max(0.0, seconds)
+        self._open_until = self._clock() + seconds
+        if self._state is not OPEN:
+            self._open_period = seconds
+            self._opened_total += 1
+            self._transition(OPEN)
+
     # -- transitions -----------------------------------------------------------
 
     def _open(self) -> None:

@@ -9,6 +9,7 @@ import httpx
 
 from ._events import Event, Listener
 from ._policy import Policy
+from ._store import StateStore
 from ._transport import ResilientTransport
 
 __all__ = ["DEFAULT_TIMEOUT", "ResilientClient"]
@@ -30,7 +31,7 @@ class ResilientClient(httpx.AsyncClient):
     """A preconfigured ``httpx.AsyncClient``: every request goes through a
     :class:`ResilientTransport` (``client.transport``).
 
-    ``policy``, ``hosts`` and ``listeners`` configure that transport. ``transport``
+    ``policy``, ``hosts``, ``listeners`` and ``store`` configure that transport. ``transport``
     is the inner transport (by default an ``httpx.AsyncHTTPTransport`` built from
     ``verify``, ``cert``, ``http1``, ``http2``, ``limits`` and ``proxy``), or a
     ready ``ResilientTransport``, used as it is. Every other keyword goes to
@@ -45,16 +46,23 @@ class ResilientClient(httpx.AsyncClient):
         hosts: Mapping[str, Policy] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         listeners: Iterable[Listener | Callable[[Event], object]] = (),
+        store: StateStore | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         transport_kwargs = {k: kwargs.pop(k) for k in _TRANSPORT_KWARGS if k in kwargs}
         if isinstance(transport, ResilientTransport):
             # Already resilient: use it as it is rather than stacking two breakers.
-            if policy is not None or hosts is not None or tuple(listeners) or transport_kwargs:
+            if (
+                policy is not None
+                or hosts is not None
+                or tuple(listeners)
+                or store is not None
+                or transport_kwargs
+            ):
                 raise TypeError(
                     "transport is already a ResilientTransport: configure policy, hosts, "
-                    "listeners and connection settings on it, not on ResilientClient"
+                    "listeners, store and connection settings on it, not on ResilientClient"
                 )
             self._resilient = transport
             super().__init__(transport=transport, timeout=timeout, **kwargs)
@@ -69,7 +77,7 @@ class ResilientClient(httpx.AsyncClient):
                 "set them on the transport you pass instead"
             )
         self._resilient = ResilientTransport(
-            transport, policy=policy, hosts=hosts, listeners=listeners
+            transport, policy=policy, hosts=hosts, listeners=listeners, store=store
         )
         super().__init__(transport=self._resilient, timeout=timeout, **kwargs)
 

@@ -42,6 +42,7 @@ from ._exceptions import BulkheadFullError, CircuitOpenError, RejectedError
 from ._hosts import HostPattern, PatternTable, key_for_url, split_key
 from ._policy import Fallback, Policy, RetryPolicy
 from ._retry import BudgetState, can_retry, parse_retry_after
+from ._store import InMemoryStore, StateStore
 
 __all__ = ["FALLBACK_EXTENSION", "RETRY_EXTENSION", "ResilientTransport"]
 
@@ -139,7 +140,9 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     entry of ``hosts`` matches (``"api.example.com"``, ``"api.example.com:8443"``,
     ``"*.example.com"``; most specific wins). ``listeners`` receive events.
     ``max_hosts`` bounds the breaker map: past it, the least recently used idle
-    closed breakers are evicted. ``clock`` and ``sleep`` are injectable for tests.
+    closed breakers are evicted. ``store`` shares each host's breaker with other
+    processes (``resilient_http.redis.RedisStateStore``); by default every
+    process keeps its own. ``clock`` and ``sleep`` are injectable for tests.
     """
 
     def __init__(
@@ -150,6 +153,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         hosts: Mapping[str, Policy] | None = None,
         listeners: Iterable[Listener | Callable[[Event], object]] = (),
         stale_cache: StaleCache | None = None,
+        store: StateStore | None = None,
         max_hosts: int = 1024,
         clock: Clock = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
@@ -188,14 +192,19 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         self._fallbacks: PatternTable[tuple[Fallback, _Rank]] = PatternTable()
         self._stale_cache = stale_cache
         self._emitter = Emitter(listeners)
-        # Nothing to report or capture: requests may take the fast path.
-        self._plain = not self._emitter.listeners and stale_cache is None
+        if isinstance(store, InMemoryStore):
+            store = None  # the default: each breaker is its own state
+        self._store = store
+        # Nothing to report, capture or share: requests may take the fast path.
+        self._plain = not self._emitter.listeners and stale_cache is None and store is None
         self._max_hosts = max_hosts
         self._clock = clock
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
         self._hosts: OrderedDict[str, _Host] = OrderedDict()
         self._routes: dict[tuple[str, bytes, int | None], _Host] = {}
+        if store is not None:
+            store.attach(self._hosts)
 
     # -- public API -----------------------------------------------------------
 
@@ -248,6 +257,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         """Close the inner transport (and finish pending async listener calls)."""
         try:
             await self._emitter.drain()
+            if self._store is not None:
+                await self._store.detach(self._hosts)
         finally:
             await self._inner.aclose()
 
@@ -300,6 +311,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         host = _Host(key, policy, breaker)
         host.fallback = self._resolve_fallback(key, policy)
         self._hosts[key] = host
+        if self._store is not None:
+            self._store.bind(breaker)
         if len(self._hosts) > self._max_hosts:
             self._evict()
         return host
@@ -350,6 +363,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         log_transition(breaker.key, old, new, retry_after)
         if self._emitter.listeners:
             self._emitter.emit(StateChanged(breaker.key, old, new, retry_after))
+        if self._store is not None:
+            self._store.transitioned(breaker, old, new)
 
     # -- the request path ----------------------------------------------------------
 
@@ -443,6 +458,9 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     async def _call(
         self, request: httpx.Request, host: _Host, retry: RetryPolicy, ticket: Ticket
     ) -> httpx.Response:
+        store = self._store  # a shared store grants half-open probes fleet-wide
+        if store is not None and ticket.probe and not await store.admit_probe(host.breaker, ticket):
+            return await self._reject(request, host, None)
         started = self._clock()
         budget = host.budget if retry is host.retry else host.budget_for(retry)
         if budget is not None:
@@ -559,6 +577,9 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             ticket = breaker.admit()  # consulted before the retry
             if ticket is None:
                 break
+            store = self._store
+            if store is not None and ticket.probe and not await store.admit_probe(breaker, ticket):
+                break
             attempt += 1
             attempt_started = clock()
             try:
@@ -615,6 +636,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                 AttemptFinished(host.key, request.method, outcome, duration, status, error)
             )
         breaker = host.breaker
+        if self._store is not None:  # before the breaker: it judges the breaker's prior state
+            self._store.record(breaker, ticket, outcome)
         if outcome == "success":
             breaker.on_success(ticket, duration)
         elif outcome == "failure":

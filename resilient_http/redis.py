@@ -1,0 +1,746 @@
+"""Fleet-shared circuit breakers through Redis (extra ``redis``)::
+
+    from redis.asyncio import Redis
+    from resilient_http import ResilientClient
+    from resilient_http.redis import RedisStateStore
+
+    store = RedisStateStore(Redis.from_url("redis://redis.internal:6379/0"), quorum=2)
+    async with ResilientClient(store=store) as client:
+        ...
+
+Every process keeps its local breakers, which still take every decision on the
+request path; the store shares three things through Redis:
+
+- **failures**: each failure counted by a closed breaker is reported (off the
+  request path, by a background task). Once the fleet has reported
+  ``failure_threshold`` failures in a row (a success anywhere resets the count)
+  from at least ``quorum`` distinct processes within the breaker's ``window``,
+  the shared circuit opens. Below quorum only the processes' own breakers open.
+  In rate mode (``failure_rate``), each local trip is one process's vote.
+- **open**: an opening is published (pub/sub) and mirrored into every process's
+  breaker at once, with the time left judged on the Redis server's clock.
+- **half-open**: when the open period ends, a probe needs a lease held in Redis:
+  ``half_open_max_calls`` probes for the whole fleet. A lease expires after
+  ``lease`` seconds, so a process that dies mid-probe never wedges the fleet.
+  The probe's verdict closes (``success_threshold`` successes) or reopens the
+  shared circuit for everyone.
+
+Every transition is one Lua script (atomic on the server). Keys are
+``{prefix}:{<breaker key>}:state|reporters|leases`` with TTLs; they hold
+counters, states and process ids, never request data.
+
+The success path never waits on Redis; a success writes only when the fleet has
+failure state to reset. Redis down or slower than ``timeout``: the store logs
+one WARNING, every process runs on its local breakers, no request fails, and the
+store reconnects every ``retry_interval`` seconds and rejoins (one INFO).
+
+``redis.asyncio`` needs an asyncio event loop: under trio the transport keeps
+working on its local breakers (one WARNING).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import itertools
+import logging
+import math
+import os
+import secrets
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+from redis.asyncio import Redis
+
+from ._breaker import Breaker, CircuitState, Ticket
+from ._store import HasBreaker, Outcome
+
+__all__ = ["RedisStateStore"]
+
+logger = logging.getLogger("resilient_http.redis")
+
+_CLOSED, _OPEN = CircuitState.CLOSED, CircuitState.OPEN
+
+#: Pending writes kept while Redis is slow; older ones are dropped past this.
+_MAX_PENDING = 10_000
+#: Bookkeeping maps are pruned past this many keys.
+_MAX_KEYS = 4096
+
+_PRELUDE = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function publish(channel, state, ms, gen, key)
+  redis.call('PUBLISH', channel, string.format('%s|%d|%d|', state, ms, gen) .. key)
+end
+"""
+
+# A failure counted by a closed breaker, or (ARGV[9] == '1') a local trip vote.
+# KEYS: state, reporters, leases. ARGV: process id, failure_threshold, quorum,
+# window ms, open period ms, ttl ms, channel, breaker key, trip.
+_FAIL = (
+    _PRELUDE
+    + """
+local now = now_ms()
+local s = redis.call('HMGET', KEYS[1], 'state', 'until', 'gen')
+local gen = tonumber(s[3]) or 0
+if s[1] == 'open' then
+  return {'open', math.max(0, (tonumber(s[2]) or now) - now), gen}
+elseif s[1] == 'half_open' then
+  return {'half_open', 0, gen}
+end
+local window = tonumber(ARGV[4])
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+redis.call('PEXPIRE', KEYS[2], window)
+local threshold = tonumber(ARGV[2])
+local failures = threshold
+if ARGV[9] ~= '1' then
+  failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+end
+local ttl = tonumber(ARGV[6])
+if failures >= threshold and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then
+  gen = math.max(now, gen + 1)
+  local period = tonumber(ARGV[5])
+  redis.call('HSET', KEYS[1], 'state', 'open', 'until', now + period, 'gen', gen,
+             'failures', 0, 'successes', 0)
+  redis.call('PEXPIRE', KEYS[1], ttl + period)
+  redis.call('DEL', KEYS[2], KEYS[3])
+  publish(ARGV[7], 'open', period, gen, ARGV[8])
+  return {'open', period, gen}
+end
+if ARGV[9] == '1' then
+  return {'closed', 0, gen}
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+if failures == 1 then
+  publish(ARGV[7], 'dirty', 0, gen, ARGV[8])
+end
+return {'closed', failures, gen}
+"""
+)
+
+# A success after failures: reset the fleet's count (only while closed).
+# KEYS: state.
+_RESET = """
+local s = redis.call('HMGET', KEYS[1], 'state', 'failures')
+if (not s[1] or s[1] == 'closed') and (tonumber(s[2]) or 0) > 0 then
+  redis.call('HSET', KEYS[1], 'failures', 0)
+  return 1
+end
+return 0
+"""
+
+# A breaker wants to probe. KEYS: state, leases. ARGV: lease token,
+# half_open_max_calls, lease ms, ttl ms.
+_PROBE = (
+    _PRELUDE
+    + """
+local now = now_ms()
+local s = redis.call('HMGET', KEYS[1], 'state', 'until', 'gen')
+local gen = tonumber(s[3]) or 0
+if s[1] ~= 'open' and s[1] ~= 'half_open' then
+  return {'local', 0, gen}
+end
+if s[1] == 'open' then
+  local left = (tonumber(s[2]) or 0) - now
+  if left > 0 then
+    return {'open', left, gen}
+  end
+  redis.call('HSET', KEYS[1], 'state', 'half_open', 'successes', 0)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local lease = tonumber(ARGV[3])
+if redis.call('ZCARD', KEYS[2]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[2], now + lease, ARGV[1])
+  if redis.call('PTTL', KEYS[2]) < lease then
+    redis.call('PEXPIRE', KEYS[2], lease)
+  end
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) + lease)
+  return {'granted', lease, gen}
+end
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+return {'busy', math.max(1, tonumber(first[2]) - now), gen}
+"""
+)
+
+# A probe's verdict. KEYS: state, leases, reporters. ARGV: lease token, gen,
+# outcome, success_threshold, open period ms, ttl ms, channel, breaker key.
+_PROBE_DONE = (
+    _PRELUDE
+    + """
+local now = now_ms()
+redis.call('ZREM', KEYS[2], ARGV[1])
+local s = redis.call('HMGET', KEYS[1], 'state', 'gen')
+local gen = tonumber(s[2]) or 0
+if s[1] ~= 'half_open' or gen ~= tonumber(ARGV[2]) then
+  return {'stale', 0, gen}
+end
+local ttl = tonumber(ARGV[6])
+if ARGV[3] == 'success' then
+  if redis.call('HINCRBY', KEYS[1], 'successes', 1) < tonumber(ARGV[4]) then
+    return {'half_open', 0, gen}
+  end
+  gen = math.max(now, gen + 1)
+  redis.call('HSET', KEYS[1], 'state', 'closed', 'gen', gen, 'failures', 0, 'successes', 0)
+  redis.call('HDEL', KEYS[1], 'until')
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('DEL', KEYS[2], KEYS[3])
+  publish(ARGV[7], 'closed', 0, gen, ARGV[8])
+  return {'closed', 0, gen}
+elseif ARGV[3] == 'failure' then
+  gen = math.max(now, gen + 1)
+  local period = tonumber(ARGV[5])
+  redis.call('HSET', KEYS[1], 'state', 'open', 'until', now + period, 'gen', gen, 'successes', 0)
+  redis.call('PEXPIRE', KEYS[1], ttl + period)
+  redis.call('DEL', KEYS[2])
+  publish(ARGV[7], 'open', period, gen, ARGV[8])
+  return {'open', period, gen}
+end
+return {'half_open', 0, gen}
+"""
+)
+
+# The shared state of one breaker. KEYS: state.
+_FETCH = (
+    _PRELUDE
+    + """
+local now = now_ms()
+local s = redis.call('HMGET', KEYS[1], 'state', 'until', 'gen')
+local gen = tonumber(s[3]) or 0
+if s[1] == 'open' then
+  return {'open', math.max(0, (tonumber(s[2]) or now) - now), gen}
+elseif s[1] == 'half_open' then
+  return {'half_open', 0, gen}
+end
+return {'closed', 0, gen}
+"""
+)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _decode(reply: Any) -> tuple[str, int, int]:
+    state, ms, gen = reply
+    return _text(state), int(ms), int(gen)
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def _bounded(awaitable: Awaitable[Any], timeout: float) -> Any:
+    """``await`` with a time limit. Unlike ``asyncio.wait_for`` on Python < 3.12,
+    never swallows a cancellation that lands as the awaitable completes."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except BaseException:
+        task.cancel()
+        task.add_done_callback(_consume)
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.wait({task})
+        raise TimeoutError(f"no answer from Redis within {timeout}s")
+    return task.result()
+
+
+def _in_trio() -> bool:
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    in_trio_run = getattr(trio.lowlevel, "in_trio_run", None)
+    return bool(in_trio_run()) if in_trio_run is not None else False
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"RedisStateStore.{name} must be a number, got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"RedisStateStore.{name} must be > 0 and finite, got {value!r}")
+    return float(value)
+
+
+class RedisStateStore:
+    """Share each host's breaker across processes through Redis.
+
+    ``redis`` is a ``redis.asyncio.Redis`` client (the store never closes it).
+    ``prefix`` namespaces every key and the pub/sub channel. ``quorum`` is the
+    number of distinct processes that must report failures within a breaker's
+    ``window`` before the shared circuit opens. ``timeout`` bounds every Redis
+    call (past it, Redis counts as down), ``lease`` is how long a half-open probe
+    holds its fleet-wide slot, ``retry_interval`` how often a down store tries
+    to reconnect, ``ttl`` how long an idle host's keys live.
+
+    Pass it as ``ResilientTransport(store=...)`` or ``ResilientClient(store=...)``.
+    It connects on first use (or ``await store.connect()``) and disconnects when
+    the last transport using it closes (or ``await store.aclose()``).
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "resilient_http",
+        quorum: int = 1,
+        timeout: float = 0.25,
+        lease: float = 15.0,
+        retry_interval: float = 1.0,
+        ttl: float = 3600.0,
+    ) -> None:
+        if not isinstance(redis, Redis):
+            raise TypeError(
+                f"RedisStateStore.redis must be a redis.asyncio.Redis, got {type(redis).__name__}"
+            )
+        if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
+            raise ValueError(
+                f"RedisStateStore.prefix must be a non-empty string without braces, got {prefix!r}"
+            )
+        if isinstance(quorum, bool) or not isinstance(quorum, int):
+            raise TypeError(f"RedisStateStore.quorum must be an int, got {quorum!r}")
+        if quorum < 1:
+            raise ValueError(f"RedisStateStore.quorum must be >= 1, got {quorum!r}")
+        self.prefix = prefix
+        self.quorum = quorum
+        self.timeout = _positive("timeout", timeout)
+        self.lease = _positive("lease", lease)
+        self.retry_interval = _positive("retry_interval", retry_interval)
+        self.ttl = _positive("ttl", ttl)
+        self._redis = redis
+        self._channel = f"{prefix}:events"
+        self._fail = redis.register_script(_FAIL)
+        self._reset = redis.register_script(_RESET)
+        self._probe = redis.register_script(_PROBE)
+        self._probe_done = redis.register_script(_PROBE_DONE)
+        self._fetch = redis.register_script(_FETCH)
+        self._maps: list[Mapping[str, HasBreaker]] = []
+        # idle -> connecting -> up <-> down (-> idle again on aclose). Stays idle,
+        # and every breaker local, when used without an asyncio loop (trio).
+        self._status = "idle"
+        self._id = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._broken: asyncio.Event | None = None
+        self._settled: asyncio.Event | None = None
+        self._ops: collections.deque[tuple[Any, ...]] = collections.deque(maxlen=_MAX_PENDING)
+        self._tokens = itertools.count()
+        self._dirty: set[str] = set()  # keys whose fleet failure count may need a reset
+        self._seen: dict[str, tuple[int, bool]] = {}  # key -> (shared gen, mirrored open)
+        self._busy: dict[str, float] = {}  # key -> monotonic time the fleet's probe lease ends
+        self._leases: dict[Ticket, tuple[str, str, int]] = {}  # ticket -> (key, token, gen)
+        self._applying = False
+        self._warned_off = False
+
+    # -- public ----------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether the store is currently sharing state (subscribed to Redis)."""
+        return self._status == "up"
+
+    async def connect(self) -> bool:
+        """Connect now instead of on first use; ``True`` once subscribed.
+        ``False`` if Redis did not answer (the store keeps retrying)."""
+        if self._active() and self._status == "connecting" and self._settled is not None:
+            await self._settled.wait()
+        return self._status == "up"
+
+    async def aclose(self) -> None:
+        """Stop the background task and unsubscribe (the Redis client stays open)."""
+        task, loop = self._task, self._loop
+        self._task = self._loop = None
+        self._status = "idle"
+        self._ops.clear()
+        self._leases.clear()
+        self._busy.clear()
+        if task is None or loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
+            if not task.cancelled():
+                task.exception()  # retrieved: the store is closing anyway
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+
+    # -- StateStore hooks --------------------------------------------------------
+
+    def attach(self, hosts: Mapping[str, HasBreaker]) -> None:
+        if not any(m is hosts for m in self._maps):
+            self._maps.append(hosts)
+
+    async def detach(self, hosts: Mapping[str, HasBreaker]) -> None:
+        self._maps = [m for m in self._maps if m is not hosts]
+        if not self._maps:
+            await self.aclose()
+
+    def bind(self, breaker: Breaker) -> None:
+        if self._active():
+            self._push(("fetch", breaker.key))
+
+    def record(self, breaker: Breaker, ticket: Ticket, outcome: Outcome) -> None:
+        if ticket.probe:
+            if self._leases:
+                lease = self._leases.pop(ticket, None)
+                if lease is not None and self._active():
+                    self._push(("probe_done", breaker, *lease, outcome))
+            return
+        if outcome == "success":
+            dirty = self._dirty
+            if dirty and breaker.key in dirty:
+                dirty.discard(breaker.key)
+                if self._active():
+                    self._push(("reset", breaker.key))
+            return
+        if (
+            outcome == "failure"
+            and breaker._state is _CLOSED
+            and ticket.generation == breaker._generation
+            and breaker.forced is None
+            and not breaker.policy.rate_mode
+            and self._active()
+        ):
+            self._push(("fail", breaker, False, 0.0))
+
+    def transitioned(self, breaker: Breaker, old: CircuitState, new: CircuitState) -> None:
+        if self._applying:
+            return  # mirroring the fleet: nothing to report back
+        if (
+            new is _OPEN
+            and old is _CLOSED
+            and breaker.forced is None
+            and breaker.policy.rate_mode
+            and self._active()
+        ):
+            self._push(("fail", breaker, True, breaker.retry_after))
+
+    async def admit_probe(self, breaker: Breaker, ticket: Ticket) -> bool:
+        if not self._active():
+            return True
+        key = breaker.key
+        busy = self._busy.get(key)
+        if busy is not None:
+            if time.monotonic() < busy:
+                breaker.on_ignored(ticket)
+                return False
+            del self._busy[key]
+        if self._status != "up":
+            return True  # still connecting: the local breaker decides
+        token = f"{self._id}:{next(self._tokens)}"
+        state_key, _, leases_key = self._keys(key)
+        policy = breaker.policy
+        try:
+            reply = await _bounded(
+                self._probe(
+                    keys=[state_key, leases_key],
+                    args=[token, policy.half_open_max_calls, _ms(self.lease), _ms(self.ttl)],
+                ),
+                self.timeout,
+            )
+            state, ms, gen = _decode(reply)
+        except Exception as exc:
+            self._trouble(exc)
+            return True  # Redis in trouble: the local breaker decides
+        except BaseException:
+            breaker.on_ignored(ticket)
+            raise
+        logger.debug("probe for %s: %s (%d ms, generation %d)", key, state, ms, gen)
+        if ticket.generation != breaker._generation:
+            # the breaker moved on while Redis answered (a push closed or reopened
+            # it): this call was admitted as a probe of a state that is gone
+            if state == "granted" and self._status == "up":
+                self._push(("probe_done", breaker, key, token, gen, "ignored"))
+            breaker.on_ignored(ticket)
+            return False
+        if state == "granted":
+            self._leases[ticket] = (key, token, gen)
+            if len(self._leases) > _MAX_KEYS:  # tickets never given back: forget the oldest
+                del self._leases[next(iter(self._leases))]
+            return True
+        if state == "local":
+            seen = self._seen.get(key)
+            if seen is not None and seen[1] and gen > seen[0]:
+                # the fleet closed a moment ago (its push is on the way): close here
+                # too, and leave this call out, as any call racing a transition
+                breaker.on_ignored(ticket)
+                self._apply(key, "closed", 0, gen)
+                return False
+            return True  # the shared circuit is closed: this breaker opened on its own
+        breaker.on_ignored(ticket)
+        self._busy[key] = time.monotonic() + ms / 1000.0
+        if state == "open":
+            self._apply(key, "open", ms, gen)
+        return False
+
+    # -- bookkeeping ---------------------------------------------------------------
+
+    def _keys(self, key: str) -> tuple[str, str, str]:
+        base = f"{self.prefix}:{{{key}}}"
+        return f"{base}:state", f"{base}:reporters", f"{base}:leases"
+
+    def _breakers(self, key: str) -> Iterator[Breaker]:
+        for hosts in self._maps:
+            host = hosts.get(key)
+            if host is not None:
+                yield host.breaker
+
+    def _has(self, key: str) -> bool:
+        return any(key in hosts for hosts in self._maps)
+
+    def _active(self) -> bool:
+        """Whether to talk to Redis now; starts the background task on first use."""
+        status = self._status
+        if status == "up" or status == "connecting":
+            try:
+                return asyncio.get_running_loop() is self._loop
+            except RuntimeError:
+                return False
+        if status == "idle":
+            return self._start()
+        return False
+
+    def _start(self) -> bool:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            if _in_trio() and not self._warned_off:
+                self._warned_off = True
+                logger.warning(
+                    "RedisStateStore needs an asyncio event loop (redis.asyncio); "
+                    "breakers stay local under trio"
+                )
+            return False
+        self._loop = loop
+        self._id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._wake = asyncio.Event()
+        self._broken = asyncio.Event()
+        self._settled = asyncio.Event()
+        self._status = "connecting"
+        self._task = loop.create_task(self._run(), name="resilient_http.redis")
+        return True
+
+    def _push(self, op: tuple[Any, ...]) -> None:
+        self._ops.append(op)
+        assert self._wake is not None
+        self._wake.set()
+
+    def _trouble(self, exc: BaseException) -> None:
+        """Redis failed or was too slow: go local now, reconnect in the background."""
+        self._down(exc)
+        if self._broken is not None:
+            self._broken.set()
+
+    def _down(self, exc: BaseException) -> None:
+        was = self._status
+        if was not in ("connecting", "up"):
+            return
+        self._status = "down"
+        self._ops.clear()
+        self._leases.clear()
+        self._busy.clear()
+        if self._settled is not None:
+            self._settled.set()
+        logger.warning(
+            "Redis state store unavailable (%s): breakers are local until it returns",
+            type(exc).__name__,
+        )
+
+    def _prune(self) -> None:
+        if len(self._seen) > _MAX_KEYS:
+            self._seen = {k: v for k, v in self._seen.items() if v[1] and self._has(k)}
+        if len(self._dirty) > _MAX_KEYS:
+            self._dirty.clear()
+        if len(self._busy) > _MAX_KEYS:
+            self._busy.clear()
+
+    def _apply(self, key: str, state: str, ms: int, gen: int) -> None:
+        """Mirror the fleet's state for ``key`` into this process's breakers."""
+        if state == "dirty":
+            if self._has(key):
+                self._dirty.add(key)
+            return
+        seen = self._seen.get(key)
+        if seen is not None and gen <= seen[0]:
+            return  # already applied, or older than what was
+        if state == "closed":
+            if seen is None or not seen[1]:
+                return  # never mirrored open here: a local-only trip stays local
+            self._seen[key] = (gen, False)
+            self._dirty.discard(key)
+            self._busy.pop(key, None)
+            for breaker in list(self._breakers(key)):
+                if breaker.forced is None and breaker._state is not _CLOSED:
+                    self._mirror(breaker.reset)
+            return
+        if state not in ("open", "half_open"):
+            return
+        self._seen[key] = (gen, True)
+        self._prune()
+        self._dirty.discard(key)
+        if state == "open":
+            self._busy.pop(key, None)
+        seconds = ms / 1000.0
+        for breaker in list(self._breakers(key)):
+            self._mirror(functools.partial(breaker.open_for, seconds))
+
+    def _mirror(self, change: Callable[[], None]) -> None:
+        self._applying = True
+        try:
+            change()
+        finally:
+            self._applying = False
+
+    # -- the background task -------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            pubsub: Any = self._redis.pubsub()
+            try:
+                await _bounded(pubsub.subscribe(self._channel), self.timeout)
+                keys = sorted({k for hosts in self._maps for k in list(hosts)})
+                await _bounded(self._resync(keys), self.timeout + 0.001 * len(keys))
+                if self._status == "down":
+                    logger.info("Redis state store reachable again: breakers rejoin the fleet")
+                self._status = "up"
+                assert self._settled is not None
+                assert self._broken is not None
+                self._settled.set()
+                self._broken.clear()
+                await self._serve(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._down(exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await _bounded(pubsub.aclose(), self.timeout)
+            await asyncio.sleep(self.retry_interval)
+
+    async def _resync(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                await self._fetch(keys=[self._keys(key)[0]], client=pipe)
+            replies = await pipe.execute()
+        for key, reply in zip(keys, replies, strict=True):
+            self._apply(key, *_decode(reply))
+
+    async def _serve(self, pubsub: Any) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._broken is not None
+        tasks = {
+            loop.create_task(self._listen(pubsub)),
+            loop.create_task(self._write()),
+            loop.create_task(self._broken.wait()),
+        }
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            pending = tasks
+            while pending:
+                for task in pending:
+                    task.cancel()
+                _, pending = await asyncio.wait(pending, timeout=1.0)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        raise ConnectionError("Redis state store lost its connection")
+
+    async def _listen(self, pubsub: Any) -> None:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            if message is None or message.get("type") != "message":
+                continue
+            parts = _text(message["data"]).split("|", 3)
+            if len(parts) != 4 or not self._has(parts[3]):
+                continue
+            with contextlib.suppress(ValueError):
+                self._apply(parts[3], parts[0], int(parts[1]), int(parts[2]))
+
+    async def _write(self) -> None:
+        ops = self._ops
+        wake = self._wake
+        assert wake is not None
+        while True:
+            if not ops:
+                wake.clear()
+                await wake.wait()
+                continue
+            await _bounded(self._execute(ops.popleft()), self.timeout)
+
+    async def _execute(self, op: tuple[Any, ...]) -> None:
+        kind = op[0]
+        if kind == "fail":
+            breaker: Breaker = op[1]
+            trip: bool = op[2]
+            policy = breaker.policy
+            key = breaker.key
+            period = op[3] if trip and math.isfinite(op[3]) else policy.recovery_timeout
+            reply = await self._fail(
+                keys=list(self._keys(key)),
+                args=[
+                    self._id,
+                    policy.failure_threshold,
+                    self.quorum,
+                    _ms(policy.window),
+                    _ms(period),
+                    _ms(self.ttl),
+                    self._channel,
+                    key,
+                    1 if trip else 0,
+                ],
+            )
+            state, count, gen = _decode(reply)
+            if state == "closed":
+                if count > 0 and self._has(key):
+                    self._dirty.add(key)
+            else:
+                self._apply(key, state, count, gen)
+        elif kind == "reset":
+            await self._reset(keys=[self._keys(op[1])[0]])
+        elif kind == "probe_done":
+            breaker, key, token, gen, outcome = op[1:]
+            policy = breaker.policy
+            period = breaker.retry_after if breaker._state is _OPEN else 0.0
+            if not (period > 0 and math.isfinite(period)):
+                period = policy.recovery_timeout
+            state_key, reporters_key, leases_key = self._keys(key)
+            reply = await self._probe_done(
+                keys=[state_key, leases_key, reporters_key],
+                args=[
+                    token,
+                    gen,
+                    outcome,
+                    policy.success_threshold,
+                    _ms(period),
+                    _ms(self.ttl),
+                    self._channel,
+                    key,
+                ],
+            )
+            self._apply(key, *_decode(reply))
+        elif kind == "fetch":
+            key = op[1]
+            reply = await self._fetch(keys=[self._keys(key)[0]])
+            self._apply(key, *_decode(reply))
