@@ -19,6 +19,9 @@ from ._policy import BreakerPolicy as BreakerPolicy
 from ._policy import Policy as Policy
 from ._policy import RetryBudget as RetryBudget
 from ._policy import RetryPolicy as RetryPolicy
+from ._store import InMemoryStore as InMemoryStore
+from ._store import StateStore as StateStore
+from ._transport import DeadlineExceeded as DeadlineExceeded
 from ._transport import ResilientTransport as ResilientTransport
 
 __version__ = "0.1.0"
@@ -32,8 +35,10 @@ __all__ = [
     "CallRejected",
     "CircuitOpenError",
     "CircuitState",
+    "DeadlineExceeded",
     "Event",
     "FallbackServed",
+    "InMemoryStore",
     "Listener",
     "Policy",
     "RejectedError",
@@ -44,5 +49,6 @@ __all__ = [
     "RetryScheduled",
     "StaleCache",
     "StateChanged",
+    "StateStore",
     "__version__",
 ]

@@ -31,6 +31,7 @@ DESIGN_NAMES = {
     "RejectedError",
     "BulkheadFullError",
     "RetryBudget",
+    "StaleCache",
 }
 
 
