@@ -105,6 +105,7 @@ class _Host:
         "plain",
         "policy",
         "retry",
+        "routes",
         "semaphore",
     )
 
@@ -120,6 +121,8 @@ class _Host:
         self.semaphore: anyio.Semaphore | None = None
         # no bulkhead: the transport's fast path may serve this host
         self.plain = policy.max_concurrency is None
+        # the route-cache keys that lead here, dropped with the host on eviction
+        self.routes: list[tuple[str, bytes, int | None]] = []
 
     def budget_for(self, retry: RetryPolicy) -> BudgetState | None:
         budget = retry.budget
@@ -339,9 +342,10 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                 excess -= 1
         if not victims:
             return
+        routes = self._routes
         for key in victims:
-            del self._hosts[key]
-        self._routes.clear()
+            for route in self._hosts.pop(key).routes:
+                routes.pop(route, None)
         if self._emitter.listeners:
             for key in victims:
                 self._emitter.emit(BreakerEvicted(key))
@@ -353,9 +357,12 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         if key is None:
             return None
         host = self._host_for_key(key)
-        if len(self._routes) >= 4 * self._max_hosts:
+        if len(self._routes) >= 4 * self._max_hosts:  # many spellings of few hosts
             self._routes.clear()
+            for known in self._hosts.values():
+                known.routes.clear()
         self._routes[cache_key] = host
+        host.routes.append(cache_key)
         return host
 
     def _on_transition(self, breaker: Breaker, old: CircuitState, new: CircuitState) -> None:
