@@ -72,9 +72,13 @@ def can_retry(request: httpx.Request, policy: RetryPolicy, body: object = None) 
 
 
 class BudgetState:
-    """Sliding-window counts of requests and retries for one host's budget."""
+    """Sliding-window counts of requests and retries for one host's budget.
 
-    __slots__ = ("_epoch", "_requests", "_retries", "_width", "budget", "requests", "retries")
+    ``deposit`` runs on every request, so it only bumps the current bucket
+    (one comparison while the bucket lasts); totals are summed on the rare
+    ``try_withdraw``."""
+
+    __slots__ = ("_epoch", "_index", "_requests", "_retries", "_until", "_width", "budget")
 
     BUCKETS = 10
 
@@ -83,40 +87,48 @@ class BudgetState:
         self._width = budget.window / self.BUCKETS
         self._requests = [0] * self.BUCKETS
         self._retries = [0] * self.BUCKETS
-        self._epoch = -1
-        self.requests = 0
-        self.retries = 0
+        self._epoch = 0
+        self._index = 0
+        self._until = -math.inf  # no bucket yet: the first call rolls
 
     def _roll(self, now: float) -> int:
         epoch = int(now // self._width)
-        last = self._epoch
-        if epoch != last:
-            if last < 0 or epoch - last >= self.BUCKETS:
-                self._requests = [0] * self.BUCKETS
-                self._retries = [0] * self.BUCKETS
-                self.requests = self.retries = 0
-            else:
-                for e in range(last + 1, epoch + 1):
-                    i = e % self.BUCKETS
-                    self.requests -= self._requests[i]
-                    self.retries -= self._retries[i]
-                    self._requests[i] = self._retries[i] = 0
-            self._epoch = epoch
-        return epoch % self.BUCKETS
+        gap = epoch - self._epoch
+        if self._until == -math.inf or not 0 <= gap < self.BUCKETS:
+            self._requests = [0] * self.BUCKETS
+            self._retries = [0] * self.BUCKETS
+        else:
+            for e in range(self._epoch + 1, epoch + 1):
+                i = e % self.BUCKETS
+                self._requests[i] = self._retries[i] = 0
+        self._epoch = epoch
+        self._index = epoch % self.BUCKETS
+        self._until = (epoch + 1) * self._width
+        return self._index
+
+    @property
+    def requests(self) -> int:
+        """Requests counted in the window (as of the last deposit or withdrawal)."""
+        return sum(self._requests)
+
+    @property
+    def retries(self) -> int:
+        """Retries taken in the window (as of the last deposit or withdrawal)."""
+        return sum(self._retries)
 
     def deposit(self, now: float) -> None:
         """Count one request (each call, not each attempt)."""
-        i = self._roll(now)
-        self._requests[i] += 1
-        self.requests += 1
+        if now < self._until:
+            self._requests[self._index] += 1
+        else:
+            self._requests[self._roll(now)] += 1
 
     def try_withdraw(self, now: float) -> bool:
         """Take one retry from the budget; ``False`` when it is spent."""
-        i = self._roll(now)
+        i = self._roll(now) if now >= self._until else self._index
         budget = self.budget
-        allowed = budget.ratio * self.requests + budget.min_per_second * budget.window
-        if self.retries + 1 > allowed:
+        allowed = budget.ratio * sum(self._requests) + budget.min_per_second * budget.window
+        if sum(self._retries) + 1 > allowed:
             return False
         self._retries[i] += 1
-        self.retries += 1
         return True

@@ -101,12 +101,14 @@ class _Host:
         "budgets",
         "failure_statuses",
         "fallback",
+        "fast",
         "key",
         "plain",
         "policy",
         "retry",
         "routes",
         "semaphore",
+        "unusual_statuses",
     )
 
     def __init__(self, key: str, policy: Policy, breaker: Breaker) -> None:
@@ -121,6 +123,10 @@ class _Host:
         self.semaphore: anyio.Semaphore | None = None
         # no bulkhead: the transport's fast path may serve this host
         self.plain = policy.max_concurrency is None
+        # ...and no deadline either (the transport sets it, knowing its listeners)
+        self.fast = False
+        # statuses that leave the fast path: failures and retryable ones
+        self.unusual_statuses = frozenset(self.failure_statuses) | frozenset(self.retry.statuses)
         # the route-cache keys that lead here, dropped with the host on eviction
         self.routes: list[tuple[str, bytes, int | None]] = []
 
@@ -313,6 +319,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         )
         host = _Host(key, policy, breaker)
         host.fallback = self._resolve_fallback(key, policy)
+        host.fast = self._plain and host.plain and policy.retry.deadline is None
         self._hosts[key] = host
         if self._store is not None:
             self._store.bind(breaker)
@@ -385,39 +392,41 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         else:
             self._hosts.move_to_end(host.key)
         retry = request.extensions.get(RETRY_EXTENSION)
-        if retry is None:
-            retry = host.retry
-        elif not isinstance(retry, RetryPolicy):
+        if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(
                 f"request.extensions[{RETRY_EXTENSION!r}] must be a RetryPolicy, got {retry!r}"
             )
-        ticket = host.breaker.admit()
+        breaker = host.breaker
+        ticket = breaker.admit()
+        if ticket is not None and retry is None and host.fast:
+            # The fast path: no listeners, cache, store, bulkhead, deadline or
+            # override to serve. A healthy first attempt costs a clock read, a
+            # budget deposit and a breaker update; anything else leaves through
+            # the shared slow path.
+            started = self._clock()
+            budget = host.budget
+            if budget is not None:
+                budget.deposit(started)
+            body = request.stream  # before an inner transport can buffer and replace it
+            try:
+                response = await self._inner.handle_async_request(request)
+            except BaseException as exc:
+                return await self._after_error(
+                    request, host, host.retry, ticket, exc, started, budget, body
+                )
+            if response.status_code in host.unusual_statuses:
+                return await self._after_status(
+                    request, host, host.retry, ticket, response, started, budget, body
+                )
+            if response.is_closed:  # an in-memory body, already read: judge it now
+                breaker.on_success(ticket, self._clock() - started if breaker.timed else 0.0)
+                return response
+            return self._watch(request, host, ticket, response, started)
+        if retry is None:
+            retry = host.retry
         if ticket is None and self._plain:  # rejected, with no listener to drain after
             return await self._reject(request, host, None)
-        if ticket is None or not (self._plain and host.plain and retry.deadline is None):
-            return await self._guarded(request, host, retry, ticket)
-        # The fast path: no listeners, cache, bulkhead or deadline to serve. A
-        # healthy first attempt costs a clock read, a budget deposit and a
-        # breaker update; anything else leaves through the shared slow path.
-        started = self._clock()
-        budget = host.budget if retry is host.retry else host.budget_for(retry)
-        if budget is not None:
-            budget.deposit(started)
-        body = request.stream  # before an inner transport can buffer and replace it
-        try:
-            response = await self._inner.handle_async_request(request)
-        except BaseException as exc:
-            return await self._after_error(request, host, retry, ticket, exc, started, budget, body)
-        status = response.status_code
-        if status in host.failure_statuses or status in retry.statuses:
-            return await self._after_status(
-                request, host, retry, ticket, response, started, budget, body
-            )
-        if response.is_closed:  # an in-memory body, already read: judge it now
-            breaker = host.breaker
-            breaker.on_success(ticket, self._clock() - started if breaker.timed else 0.0)
-            return response
-        return self._watch(request, host, ticket, response, started)
+        return await self._guarded(request, host, retry, ticket)
 
     async def _guarded(
         self, request: httpx.Request, host: _Host, retry: RetryPolicy, ticket: Ticket | None
