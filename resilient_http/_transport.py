@@ -11,6 +11,7 @@ allocation beyond one stream wrapper.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import random
@@ -92,6 +93,12 @@ def _error_name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+@functools.lru_cache(maxsize=64)
+def _unusual_statuses(failures: frozenset[int], retryable: frozenset[int]) -> frozenset[int]:
+    """One shared set per policy pair, not ~4 KiB per host."""
+    return failures | retryable
+
+
 class _Host:
     """Everything the transport keeps for one upstream authority."""
 
@@ -126,7 +133,9 @@ class _Host:
         # ...and no deadline either (the transport sets it, knowing its listeners)
         self.fast = False
         # statuses that leave the fast path: failures and retryable ones
-        self.unusual_statuses = frozenset(self.failure_statuses) | frozenset(self.retry.statuses)
+        self.unusual_statuses = _unusual_statuses(
+            frozenset(self.failure_statuses), frozenset(self.retry.statuses)
+        )
         # the route-cache keys that lead here, dropped with the host on eviction
         self.routes: list[tuple[str, bytes, int | None]] = []
 
