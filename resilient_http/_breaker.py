@@ -223,7 +223,7 @@ class Breaker:
             "consecutive_failures": self._failures,
             "opened_total": self._opened_total,
             "retry_after": None if math.isinf(self.retry_after) else round(self.retry_after, 3),
-            "open_period": round(self._open_period, 3),
+            "open_period": None if math.isinf(self._open_period) else round(self._open_period, 3),
             "probes_in_flight": self._probes,
         }
         if self._window is not None:

@@ -366,6 +366,18 @@ def test_snapshot_is_json_serialisable(clock: FakeClock, situation: str) -> None
         assert snapshot["forced"] == "open"
 
 
+def test_snapshot_of_a_never_recovering_breaker_is_strict_json(clock: FakeClock) -> None:
+    # recovery_timeout=inf (open until reset by hand) is valid; health endpoints
+    # (e.g. Starlette's JSONResponse) refuse NaN/Infinity, so the snapshot must not hold them.
+    breaker = make(clock, failure_threshold=1, recovery_timeout=math.inf)
+    fail(breaker)
+    snapshot = breaker.snapshot()
+    assert json.loads(json.dumps(snapshot, allow_nan=False)) == snapshot
+    assert snapshot["state"] == "open"
+    assert snapshot["retry_after"] is None
+    assert snapshot["open_period"] is None
+
+
 def test_snapshot_of_a_rate_mode_breaker_is_json_serialisable(clock: FakeClock) -> None:
     breaker = Breaker(
         "a:80", BreakerPolicy(failure_rate=0.5, minimum_calls=4, window=10), clock=clock
