@@ -94,6 +94,8 @@ class StaleCache:
         if request.method != "GET" or not 200 <= response.status_code < 300:
             return False
         request_headers = request.headers
+        if response.status_code == 206 or "range" in request_headers:
+            return False  # a part of the resource must never answer for the whole
         if "authorization" in request_headers or "cookie" in request_headers:
             return False
         if "no-store" in _directives(request_headers):

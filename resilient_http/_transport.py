@@ -708,7 +708,11 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             duration = self._clock() - started
             self._record(request, host, ticket, "success", duration, response.status_code)
             if capture and cache is not None and hasattr(response, "_content"):
-                cache.store(request, response, response.content, self._clock())
+                # the bytes as sent (``content`` is decoded; the headers may say gzip)
+                raw = b"".join(stream) if isinstance(stream, httpx.ByteStream) else None
+                cache.store(
+                    request, response, response.content if raw is None else raw, self._clock()
+                )
             return response
         if ticket.probe:  # probes are judged on the status line
             duration = self._clock() - started

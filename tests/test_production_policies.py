@@ -3,6 +3,7 @@ retry budget, bulkhead, per-request override, stale-while-open."""
 
 from __future__ import annotations
 
+import gzip
 import math
 import random
 from collections.abc import AsyncIterator, Callable
@@ -592,6 +593,39 @@ async def test_stale_cache_expires_entries(clock: FakeClock) -> None:
         clock.advance(61)
         with pytest.raises(CircuitOpenError):
             await client.get("https://api.test/known")
+
+
+async def test_stale_cache_never_serves_a_partial_answer_as_the_whole(clock: FakeClock) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "range" in request.headers:
+            return httpx.Response(206, content=b"ab", headers={"Content-Range": "bytes 0-1/10"})
+        return httpx.Response(200, content=b"abcdefghij")
+
+    transport, client = make(handler, clock, stale_cache=StaleCache())
+    async with client:
+        await client.get("https://api.test/file")
+        await client.get("https://api.test/file", headers={"Range": "bytes=0-1"})
+        transport.breaker("api.test").force_open()
+        stale = await client.get("https://api.test/file")
+    assert stale.status_code == 200
+    assert stale.content == b"abcdefghij"
+
+
+async def test_stale_cache_keeps_an_encoded_in_memory_body_as_sent(clock: FakeClock) -> None:
+    # A response built with content (MockTransport, respx) is decoded when built;
+    # the cache must keep the bytes that match its Content-Encoding header.
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, content=gzip.compress(b"hello"), headers={"Content-Encoding": "gzip"}
+        )
+
+    transport, client = make(handler, clock, stale_cache=StaleCache())
+    async with client:
+        assert (await client.get("https://api.test/z")).text == "hello"
+        transport.breaker("api.test").force_open()
+        stale = await client.get("https://api.test/z")
+    assert stale.text == "hello"
+    assert stale.extensions["resilient_http.fallback"] == "circuit_open"
 
 
 async def test_stale_cache_is_bounded_by_entries_and_entry_size(clock: FakeClock) -> None:
