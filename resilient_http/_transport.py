@@ -41,7 +41,7 @@ from ._events import (
 )
 from ._exceptions import BulkheadFullError, CircuitOpenError, RejectedError
 from ._hosts import HostPattern, PatternTable, key_for_url, split_key
-from ._policy import Fallback, Policy, RetryPolicy
+from ._policy import Fallback, Policy, RetryBudget, RetryPolicy
 from ._retry import BudgetState, can_retry, parse_retry_after
 from ._store import InMemoryStore, StateStore
 
@@ -110,7 +110,6 @@ class _Host:
         "fallback",
         "fast",
         "key",
-        "plain",
         "policy",
         "retry",
         "routes",
@@ -125,12 +124,13 @@ class _Host:
         self.retry = policy.retry
         self.failure_statuses = policy.breaker.failure_statuses
         self.fallback: Fallback | None = None
-        self.budgets: dict[int, BudgetState] = {}
+        # keyed by the budget's value: equal budgets on one host are one budget,
+        # and a RetryPolicy built afresh per request adds no entry
+        self.budgets: dict[RetryBudget, BudgetState] = {}
         self.budget = self.budget_for(policy.retry)
         self.semaphore: anyio.Semaphore | None = None
-        # no bulkhead: the transport's fast path may serve this host
-        self.plain = policy.max_concurrency is None
-        # ...and no deadline either (the transport sets it, knowing its listeners)
+        # May the transport's fast path serve this host? Set by the transport,
+        # which knows its listeners, cache and store.
         self.fast = False
         # statuses that leave the fast path: failures and retryable ones
         self.unusual_statuses = _unusual_statuses(
@@ -143,9 +143,9 @@ class _Host:
         budget = retry.budget
         if budget is None:
             return None
-        state = self.budgets.get(id(budget))
-        if state is None or state.budget is not budget:
-            state = self.budgets[id(budget)] = BudgetState(budget)
+        state = self.budgets.get(budget)
+        if state is None:
+            state = self.budgets[budget] = BudgetState(budget)
         return state
 
 
@@ -328,7 +328,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         )
         host = _Host(key, policy, breaker)
         host.fallback = self._resolve_fallback(key, policy)
-        host.fast = self._plain and host.plain and policy.retry.deadline is None
+        host.fast = self._plain and policy.max_concurrency is None and policy.retry.deadline is None
         self._hosts[key] = host
         if self._store is not None:
             self._store.bind(breaker)
@@ -491,11 +491,9 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         if budget is not None:
             budget.deposit(started)
         body = request.stream  # before an inner transport can buffer and replace it
+        deadline = math.inf if retry.deadline is None else started + retry.deadline
         try:
-            if retry.deadline is None:
-                response = await self._inner.handle_async_request(request)
-            else:
-                response = await self._send_by(request, started + retry.deadline)
+            response = await self._send_by(request, deadline)
         except BaseException as exc:
             return await self._after_error(request, host, retry, ticket, exc, started, budget, body)
         return await self._after_status(
@@ -532,16 +530,31 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         body: object,
     ) -> httpx.Response:
         """The first attempt answered: record it, then retry or hand it over."""
+        if not self._judge(request, host, retry, ticket, response, started):
+            return response
+        if not can_retry(request, retry, body):
+            return response
+        return await self._retry_loop(request, host, retry, response, None, started, budget)
+
+    def _judge(
+        self,
+        request: httpx.Request,
+        host: _Host,
+        retry: RetryPolicy,
+        ticket: Ticket,
+        response: httpx.Response,
+        started: float,
+    ) -> bool:
+        """Record an attempt's status line; ``True`` when the status asks for a retry."""
         status = response.status_code
         if status in host.failure_statuses:
             self._record(request, host, ticket, "failure", self._clock() - started, status)
         elif status not in retry.statuses:
-            return self._watch(request, host, ticket, response, started)
+            self._watch(request, host, ticket, response, started)  # judged when the body ends
+            return False
         else:  # retryable, not a failure (429): the upstream is alive
             self._record(request, host, ticket, "success", self._clock() - started, status)
-        if status not in retry.statuses or not can_retry(request, retry, body):
-            return response
-        return await self._retry_loop(request, host, retry, response, None, started, budget)
+        return status in retry.statuses
 
     async def _retry_loop(
         self,
@@ -608,10 +621,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             attempt += 1
             attempt_started = clock()
             try:
-                if deadline == math.inf:
-                    new = await self._inner.handle_async_request(request)
-                else:
-                    new = await self._send_by(request, deadline)
+                new = await self._send_by(request, deadline)
             except BaseException as exc:
                 if not self._record_error(request, host, ticket, exc, attempt_started):
                     raise
@@ -619,14 +629,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                     break  # the previous answer is more useful than "out of time"
                 response, error = None, exc
                 continue
-            status = new.status_code
-            if status in host.failure_statuses:
-                self._record(request, host, ticket, "failure", clock() - attempt_started, status)
-            elif status not in retry.statuses:
-                return self._watch(request, host, ticket, new, attempt_started)
-            else:
-                self._record(request, host, ticket, "success", clock() - attempt_started, status)
-            if status not in retry.statuses:
+            if not self._judge(request, host, retry, ticket, new, attempt_started):
                 return new
             response, error = new, None
         if error is not None:
@@ -635,7 +638,9 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         return response
 
     async def _send_by(self, request: httpx.Request, deadline: float) -> httpx.Response:
-        """One attempt, cut off at ``deadline`` (on the transport's clock)."""
+        """One attempt, cut off at ``deadline`` (on the transport's clock; ``inf``: none)."""
+        if deadline == math.inf:
+            return await self._inner.handle_async_request(request)
         remaining = deadline - self._clock()
         if remaining > 0:
             with anyio.move_on_after(remaining):
