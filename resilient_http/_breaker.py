@@ -262,11 +262,9 @@ class Breaker:
         if ticket.generation != self._generation:
             return
         if self._window is not None:
-            slow = self._slow_after is not None and duration >= self._slow_after
-            self._window.add(self._clock(), False, slow)
             # A success can be the call that reaches minimum_calls with the
             # failure share already over the rate: judge the window every time.
-            self._check_rates()
+            self._count_in_window(False, duration)
         else:
             self._failures = 0
 
@@ -281,9 +279,7 @@ class Breaker:
         if ticket.generation != self._generation:
             return
         if self._window is not None:
-            slow = self._slow_after is not None and duration >= self._slow_after
-            self._window.add(self._clock(), True, slow)
-            self._check_rates()
+            self._count_in_window(True, duration)
         else:
             self._failures += 1
             if self._failures >= self.policy.failure_threshold and self._forced is None:
@@ -303,6 +299,13 @@ class Breaker:
             return False
         self._probes -= 1
         return True
+
+    def _count_in_window(self, failed: bool, duration: float) -> None:
+        """Rate mode: add one finished call to the window, then judge it."""
+        assert self._window is not None
+        slow = self._slow_after is not None and duration >= self._slow_after
+        self._window.add(self._clock(), failed, slow)
+        self._check_rates()
 
     def _check_rates(self) -> None:
         window = self._window
