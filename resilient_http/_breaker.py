@@ -110,6 +110,23 @@ class _Window:
         self._roll(now)
         return self.calls, self.failures, self.slow
 
+    def totals_at(self, now: float) -> tuple[int, int, int]:
+        """The totals as of ``now`` without rolling the buckets (a read changes nothing)."""
+        epoch = int(now // self._width)
+        last = self._epoch
+        if last < 0 or epoch - last >= self.BUCKETS:
+            return 0, 0, 0
+        calls, failures, slow = self.calls, self.failures, self.slow
+        for e in range(last + 1, epoch + 1):
+            i = e % self.BUCKETS
+            calls -= self._calls[i]
+            failures -= self._failures[i]
+            slow -= self._slow[i]
+        return calls, failures, slow
+
+    def failures_at(self, now: float) -> int:
+        return self.totals_at(now)[1]
+
 
 class Breaker:
     """One host's circuit breaker.
@@ -127,6 +144,8 @@ class Breaker:
         "_forced",
         "_generation",
         "_hook",
+        "_in_flight",
+        "_last_failure",
         "_open_period",
         "_open_until",
         "_opened_total",
@@ -161,6 +180,8 @@ class Breaker:
         self._generation = 0
         self._closed_ticket = Ticket(0, probe=False)
         self._failures = 0
+        self._last_failure = -math.inf
+        self._in_flight = 0
         self._probes = 0
         self._probe_successes = 0
         self._open_until = 0.0
@@ -178,10 +199,13 @@ class Breaker:
 
     @property
     def state(self) -> CircuitState:
-        """The current state (an open circuit whose timer ran out reads half-open)."""
-        if self._state is OPEN and self._forced is None and self._clock() >= self._open_until:
-            self._to_half_open()
-        return self._state
+        """The current state. An open circuit whose timer ran out reads half-open;
+        reading never changes anything (the transition, its event and its log
+        line happen when the first probe is admitted)."""
+        state = self._state
+        if state is OPEN and self._forced is None and self._clock() >= self._open_until:
+            return HALF_OPEN
+        return state
 
     @property
     def retry_after(self) -> float:
@@ -205,6 +229,21 @@ class Breaker:
     def probes_in_flight(self) -> int:
         return self._probes
 
+    @property
+    def calls_in_flight(self) -> int:
+        """Attempts admitted and not yet settled (for a closed-state call, until its body ends)."""
+        return self._in_flight
+
+    def is_idle(self) -> bool:
+        """Nothing here worth remembering: closed, not forced, no attempt in
+        flight, and no failure within the last ``window`` seconds. Only idle
+        breakers may be forgotten without forgetting an outage. Never changes state."""
+        if self._state is not CLOSED or self._forced is not None or self._in_flight:
+            return False
+        if self._window is not None:
+            return self._window.failures_at(self._clock()) == 0
+        return self._failures == 0 or self._clock() - self._last_failure >= self.policy.window
+
     def is_rejecting(self) -> bool:
         """Would a call be rejected right now? Never changes state."""
         state = self._state
@@ -215,19 +254,21 @@ class Breaker:
         return self._probes >= self.policy.half_open_max_calls
 
     def snapshot(self) -> dict[str, Any]:
-        """A JSON-serialisable view of this breaker."""
+        """A JSON-serialisable view of this breaker. Reading it changes nothing."""
         state = self.state
+        retry_after = self.retry_after
         data: dict[str, Any] = {
             "state": state.value,
             "forced": self._forced.value if self._forced is not None else None,
             "consecutive_failures": self._failures,
             "opened_total": self._opened_total,
-            "retry_after": None if math.isinf(self.retry_after) else round(self.retry_after, 3),
+            "retry_after": None if math.isinf(retry_after) else round(retry_after, 3),
             "open_period": None if math.isinf(self._open_period) else round(self._open_period, 3),
             "probes_in_flight": self._probes,
+            "calls_in_flight": self._in_flight,
         }
         if self._window is not None:
-            calls, failures, slow = self._window.totals(self._clock())
+            calls, failures, slow = self._window.totals_at(self._clock())
             data["window"] = {"calls": calls, "failures": failures, "slow_calls": slow}
         return data
 
@@ -237,6 +278,7 @@ class Breaker:
         """A ticket for one attempt, or ``None`` when the call must be rejected."""
         state = self._state
         if state is CLOSED:
+            self._in_flight += 1
             return self._closed_ticket
         if state is OPEN:
             if self._forced is OPEN or self._clock() < self._open_until:
@@ -245,6 +287,7 @@ class Breaker:
         if self._probes >= self.policy.half_open_max_calls:
             return None
         self._probes += 1
+        self._in_flight += 1
         return Ticket(self._generation, probe=True)
 
     # -- outcomes --------------------------------------------------------------
@@ -259,6 +302,7 @@ class Breaker:
                 self._open_period = self.policy.recovery_timeout
                 self._transition(CLOSED)
             return
+        self._in_flight -= 1
         if ticket.generation != self._generation:
             return
         if self._window is not None:
@@ -276,11 +320,13 @@ class Breaker:
                 self._streak += 1
                 self._open()
             return
+        self._in_flight -= 1
         if ticket.generation != self._generation:
             return
         if self._window is not None:
             self._count_in_window(True, duration)
         else:
+            self._last_failure = self._clock()
             self._failures += 1
             if self._failures >= self.policy.failure_threshold and self._forced is None:
                 self._open()
@@ -289,12 +335,15 @@ class Breaker:
         """The attempt ended without a verdict (cancelled, caller error): free its slot."""
         if ticket.probe:
             self._release_probe(ticket)
+        else:
+            self._in_flight -= 1
 
     def _release_probe(self, ticket: Ticket) -> bool:
         """Give a probe slot back; ``True`` if the ticket is current (not stale)."""
         if ticket.done:
             return False
         ticket.done = True
+        self._in_flight -= 1
         if ticket.generation != self._generation:
             return False
         self._probes -= 1

@@ -9,12 +9,15 @@ string or a header value. A listener that raises is logged on the
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import inspect
 import logging
 import math
+import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 from ._breaker import CircuitState
 
@@ -104,10 +107,28 @@ class Listener(Protocol):
     def __call__(self, event: Event, /) -> Awaitable[None] | None: ...
 
 
-class Emitter:
-    """Calls listeners and writes the ``resilient_http`` log lines."""
+#: The async listener calls owed by the call running in this context: each call
+#: collects its own and runs them before it returns (see ``Emitter.collect``).
+_owed: contextvars.ContextVar[list[Awaitable[object]] | None] = contextvars.ContextVar(
+    "resilient_http.owed", default=None
+)
 
-    __slots__ = ("_pending", "listeners")
+#: Detached asyncio tasks, kept referenced until done.
+_background: set[asyncio.Task[None]] = set()
+
+
+class Emitter:
+    """Calls listeners and collects what async listeners return.
+
+    An async listener's awaitable is owed by the call whose work emitted the
+    event: the call collects its own (``collect``) and runs them before it
+    returns (``settle``), so one call never waits for another call's listeners.
+    Events from outside any call (``force_open()`` from your own code, a fleet
+    store's background task) and the listeners of a cancelled call are not
+    charged to anybody: they run in the background (``run_detached``).
+    """
+
+    __slots__ = ("listeners",)
 
     def __init__(self, listeners: Iterable[Listener | Callable[[Event], object]]) -> None:
         listeners = tuple(listeners)
@@ -115,7 +136,6 @@ class Emitter:
             if not callable(listener):
                 raise TypeError(f"listeners must be callables, got {listener!r}")
         self.listeners: tuple[Callable[[Event], object], ...] = listeners
-        self._pending: list[Awaitable[object]] = []
 
     def emit(self, event: Event) -> None:
         for listener in self.listeners:
@@ -125,32 +145,95 @@ class Emitter:
                 logger.exception("resilient_http listener %r raised", listener)
                 continue
             if inspect.isawaitable(result):
-                self._pending.append(result)
+                owed = _owed.get()
+                if owed is not None:
+                    owed.append(result)
+                else:
+                    run_detached([result])
 
-    @property
-    def pending(self) -> bool:
-        return bool(self._pending)
+    @staticmethod
+    def collect() -> tuple[list[Awaitable[object]], contextvars.Token[Any]]:
+        """Start collecting this context's owed listener calls; pass the token
+        to ``stop_collecting`` when the call's work is done."""
+        owed: list[Awaitable[object]] = []
+        return owed, _owed.set(owed)
 
-    async def drain(self) -> None:
-        while self._pending:
-            awaitable = self._pending.pop(0)
+    @staticmethod
+    def stop_collecting(token: contextvars.Token[Any]) -> None:
+        _owed.reset(token)
+
+    @staticmethod
+    async def settle(owed: list[Awaitable[object]]) -> None:
+        """Run the call's owed listener calls. Cancelled meanwhile: the rest run
+        in the background and the cancellation goes on at once."""
+        while owed:
+            awaitable = owed.pop(0)
             try:
                 await awaitable
             except Exception:
                 logger.exception("resilient_http async listener raised")
-
-    def discard_pending(self) -> None:
-        for awaitable in self._pending:
-            close = getattr(awaitable, "close", None)
-            if close is not None:
-                close()
-        self._pending.clear()
+            except BaseException:
+                run_detached(owed)
+                owed.clear()
+                raise
 
 
-def log_transition(host: str, old: CircuitState, new: CircuitState, retry_after: float) -> None:
+async def _run_all(awaitables: list[Awaitable[object]]) -> None:
+    for awaitable in awaitables:
+        try:
+            await awaitable
+        except Exception:
+            logger.exception("resilient_http async listener raised")
+
+
+def run_detached(awaitables: list[Awaitable[object]]) -> None:
+    """Run listener calls that no call waits for, in a task of their own: an
+    asyncio task or a trio system task, in a fresh context (so their events are
+    charged to nobody). With no event loop running, they are dropped (logged)."""
+    if not awaitables:
+        return
+    batch = list(awaitables)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        task = contextvars.Context().run(loop.create_task, _run_all(batch))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        return
+    if in_trio():
+        import trio
+
+        trio.lowlevel.spawn_system_task(_run_all, batch, context=contextvars.Context())
+        return
+    for awaitable in batch:
+        close = getattr(awaitable, "close", None)
+        if close is not None:
+            close()
+    logger.warning(
+        "resilient_http: %d async listener call(s) dropped: no event loop to run them",
+        len(batch),
+    )
+
+
+def in_trio() -> bool:
+    """Is this thread inside ``trio.run``? (Never imports trio.)"""
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    in_trio_run = getattr(trio.lowlevel, "in_trio_run", None)
+    return bool(in_trio_run()) if in_trio_run is not None else False
+
+
+def log_transition(
+    host: str, old: CircuitState, new: CircuitState, retry_after: float, forced: bool
+) -> None:
     if new is CircuitState.OPEN:
-        if math.isinf(retry_after):
+        if forced:
             logger.warning("circuit for %s held open by hand (was %s)", host, old.value)
+        elif math.isinf(retry_after):  # recovery_timeout=inf: no probe will ever go
+            logger.warning("circuit for %s opened (was %s) until reset", host, old.value)
         else:
             logger.warning(
                 "circuit for %s opened (was %s); next probe in %.3fs", host, old.value, retry_after

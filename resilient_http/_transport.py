@@ -15,10 +15,11 @@ import functools
 import inspect
 import math
 import random
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, NoReturn, TypeVar, overload
 
 import anyio
 import httpx
@@ -38,6 +39,7 @@ from ._events import (
     StateChanged,
     log_transition,
     logger,
+    run_detached,
 )
 from ._exceptions import BulkheadFullError, CircuitOpenError, RejectedError
 from ._hosts import HostPattern, PatternTable, key_for_url, split_key
@@ -62,7 +64,14 @@ class DeadlineExceeded(httpx.TimeoutException):
     """``RetryPolicy.deadline`` ran out during an attempt (a timeout: counted as a failure)."""
 
 
-_FAILURE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+#: The upstream's fault: it timed out, dropped the connection, broke the protocol,
+#: or sent a body that does not decode (as its Content-Encoding says).
+_FAILURE_ERRORS = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    httpx.DecodingError,
+)
 
 
 def _is_failure(exc: BaseException) -> bool:
@@ -83,6 +92,49 @@ def _rank(pattern: HostPattern) -> _Rank:
     if pattern.wildcard:
         return (1, len(pattern.host), pattern.port is not None)
     return (3 if pattern.port is not None else 2, 0, 0)
+
+
+#: How many hosts one eviction looks at, at most (keeps a new host's cost flat).
+_EVICTION_SCAN = 8
+
+
+def _eviction_tier(host: _Host) -> int:
+    """0 idle, 1 closed with recent failures, 2 open or half-open, 3 never evicted."""
+    breaker = host.breaker
+    if host.is_busy() or breaker.forced is not None:
+        return 3
+    if breaker.is_idle():
+        return 0
+    return 1 if breaker._state is CircuitState.CLOSED else 2
+
+
+def _parse_host_patterns(hosts: Mapping[str, Policy]) -> list[tuple[HostPattern, Policy]]:
+    """Parse ``hosts`` keys; two spellings of one pattern are an error, not a
+    silent choice between their policies."""
+    parsed: list[tuple[HostPattern, Policy]] = []
+    seen: dict[tuple[str, int | None, bool], str] = {}
+    for text, host_policy in hosts.items():
+        pattern = HostPattern.parse(text, what="hosts pattern")
+        same = (pattern.host, pattern.port, pattern.wildcard)
+        if same in seen:
+            raise ValueError(
+                f"hosts patterns {seen[same]!r} and {text!r} name the same hosts: keep one"
+            )
+        seen[same] = text
+        parsed.append((pattern, host_policy))
+    return parsed
+
+
+_STORE_HOOKS = ("attach", "detach", "bind", "record", "transitioned", "admit_probe")
+
+
+def _check_store(store: object) -> None:
+    missing = [name for name in _STORE_HOOKS if not callable(getattr(store, name, None))]
+    if missing:
+        raise TypeError(
+            f"store must be a StateStore (such as resilient_http.redis.RedisStateStore), "
+            f"got {type(store).__name__} without {', '.join(missing)}"
+        )
 
 
 def _fn_name(fn: object) -> str:
@@ -114,6 +166,7 @@ class _Host:
         "retry",
         "routes",
         "semaphore",
+        "sleepers",
         "unusual_statuses",
     )
 
@@ -129,6 +182,8 @@ class _Host:
         self.budgets: dict[RetryBudget, BudgetState] = {}
         self.budget = self.budget_for(policy.retry)
         self.semaphore: anyio.Semaphore | None = None
+        # cancel scopes of the calls sleeping in backoff: woken when the circuit opens
+        self.sleepers: set[anyio.CancelScope] = set()
         # May the transport's fast path serve this host? Set by the transport,
         # which knows its listeners, cache and store.
         self.fast = False
@@ -138,6 +193,10 @@ class _Host:
         )
         # the route-cache keys that lead here, dropped with the host on eviction
         self.routes: list[tuple[str, bytes, int | None]] = []
+
+    def is_busy(self) -> bool:
+        """A call is in flight here (an attempt, or a backoff between two)."""
+        return bool(self.breaker.calls_in_flight or self.sleepers)
 
     def budget_for(self, retry: RetryPolicy) -> BudgetState | None:
         budget = retry.budget
@@ -191,6 +250,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         for pattern, host_policy in hosts.items():
             if not isinstance(host_policy, Policy):
                 raise TypeError(f"hosts[{pattern!r}] must be a Policy, got {host_policy!r}")
+        parsed_hosts = _parse_host_patterns(hosts)
         if isinstance(max_hosts, bool) or not isinstance(max_hosts, int) or max_hosts < 1:
             raise ValueError(f"max_hosts must be an int >= 1, got {max_hosts!r}")
         if stale_cache is not None and not isinstance(stale_cache, StaleCache):
@@ -199,13 +259,12 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             raise TypeError(f"clock must be callable, got {clock!r}")
         if not callable(sleep):
             raise TypeError(f"sleep must be callable, got {sleep!r}")
+        if store is not None:
+            _check_store(store)
         self._inner = transport
         self._policy = policy
         self._policies: PatternTable[tuple[Policy, _Rank]] = PatternTable(
-            (p, (host_policy, _rank(p)))
-            for p, host_policy in (
-                (HostPattern.parse(text, what="hosts pattern"), hp) for text, hp in hosts.items()
-            )
+            (p, (host_policy, _rank(p))) for p, host_policy in parsed_hosts
         )
         self._fallbacks: PatternTable[tuple[Fallback, _Rank]] = PatternTable()
         self._stale_cache = stale_cache
@@ -272,13 +331,21 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         return {key: host.breaker.snapshot() for key, host in list(self._hosts.items())}
 
     async def aclose(self) -> None:
-        """Close the inner transport (and finish pending async listener calls)."""
+        """Close the inner transport (and detach from a shared store)."""
         try:
-            await self._emitter.drain()
             if self._store is not None:
                 await self._store.detach(self._hosts)
         finally:
             await self._inner.aclose()
+
+    def _sync_use(self, *args: object) -> NoReturn:
+        raise TypeError(
+            "ResilientTransport is an async transport (httpx.AsyncBaseTransport): use it with "
+            "httpx.AsyncClient(transport=...) or ResilientClient, not httpx.Client"
+        )
+
+    # httpx.Client would call these on its transport: say what to use instead.
+    handle_request = __enter__ = __exit__ = close = _sync_use
 
     # -- hosts ------------------------------------------------------------------
 
@@ -337,34 +404,49 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         return host
 
     def _evict(self) -> None:
-        """Drop least recently used idle closed breakers until within bounds.
-        Open, half-open, forced or failing breakers are kept: forgetting them
-        would forget an outage. The host just created is never a victim: it
-        is about to be used (and cached as a route)."""
-        excess = len(self._hosts) - self._max_hosts
-        victims = []
-        newest = next(reversed(self._hosts))
-        for key, host in self._hosts.items():
-            if excess <= 0 or key == newest:
-                break
-            breaker = host.breaker
-            if (
-                breaker._state is CircuitState.CLOSED
-                and breaker.forced is None
-                and breaker.failure_count == 0
-                and (host.semaphore is None or host.semaphore.value == host.policy.max_concurrency)
-            ):
-                victims.append(key)
-                excess -= 1
-        if not victims:
-            return
+        """Bring the breaker map back within ``max_hosts``, at a cost that does
+        not grow with it: each eviction looks at no more than ``_EVICTION_SCAN``
+        hosts, from the least recently used, and picks its victim in this order:
+
+        1. an idle breaker (``Breaker.is_idle``: closed, nothing in flight, no
+           failure within its window): it holds nothing worth remembering;
+        2. else a closed breaker whose recent failures have not opened it;
+        3. else an open or half-open one: memory stays bounded even when every
+           host is down, and open circuits are the last thing forgotten.
+
+        Hosts looked at and kept move to the back of the line (a second
+        chance), so the next eviction looks at others. Never evicted: a host
+        with a call in flight (an attempt, a body being read, a backoff), whose
+        outcome must reach the breaker the transport keeps; a forced breaker
+        (``force_open``/``force_closed`` hold until ``reset``); the host just
+        created, which is about to be used.
+        """
+        hosts = self._hosts
+        newest = next(reversed(hosts))
+        for _ in range(len(hosts) - self._max_hosts):
+            victim: str | None = None
+            victim_tier = 3
+            for _ in range(_EVICTION_SCAN):
+                key = next(iter(hosts))
+                if key == newest:
+                    break
+                host = hosts[key]
+                tier = _eviction_tier(host)
+                if tier < victim_tier:
+                    victim, victim_tier = key, tier
+                    if tier == 0:
+                        break
+                hosts.move_to_end(key)
+            if victim is None:
+                return  # nothing may go now: the map shrinks on a later eviction
+            self._forget(victim)
+            if self._emitter.listeners:
+                self._emitter.emit(BreakerEvicted(victim))
+
+    def _forget(self, key: str) -> None:
         routes = self._routes
-        for key in victims:
-            for route in self._hosts.pop(key).routes:
-                routes.pop(route, None)
-        if self._emitter.listeners:
-            for key in victims:
-                self._emitter.emit(BreakerEvicted(key))
+        for route in self._hosts.pop(key).routes:
+            routes.pop(route, None)
 
     def _route(self, url: httpx.URL) -> _Host | None:
         """The host for a URL not in the route cache (or ``None``: no authority)."""
@@ -383,7 +465,12 @@ class ResilientTransport(httpx.AsyncBaseTransport):
 
     def _on_transition(self, breaker: Breaker, old: CircuitState, new: CircuitState) -> None:
         retry_after = breaker.retry_after if new is CircuitState.OPEN else 0.0
-        log_transition(breaker.key, old, new, retry_after)
+        log_transition(breaker.key, old, new, retry_after, breaker.forced is CircuitState.OPEN)
+        if new is CircuitState.OPEN:  # never sleep in backoff while the circuit is open
+            host = self._hosts.get(breaker.key)
+            if host is not None and host.sleepers:
+                for scope in host.sleepers:
+                    scope.cancel()
         if self._emitter.listeners:
             self._emitter.emit(StateChanged(breaker.key, old, new, retry_after))
         if self._store is not None:
@@ -433,24 +520,33 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             return self._watch(request, host, ticket, response, started)
         if retry is None:
             retry = host.retry
-        if ticket is None and self._plain:  # rejected, with no listener to drain after
+        if ticket is None and self._plain:  # rejected, with no listener to run after
             return await self._reject(request, host, None)
         return await self._guarded(request, host, retry, ticket)
 
     async def _guarded(
         self, request: httpx.Request, host: _Host, retry: RetryPolicy, ticket: Ticket | None
     ) -> httpx.Response:
-        """The general path: rejection, bulkhead, deadline, listeners."""
-        emitter = self._emitter
+        """The general path: rejection, bulkhead, deadline, listeners. The async
+        listener calls this call's work set off run before it returns; an error
+        is raised after them, a cancellation at once (they finish detached)."""
+        if not self._emitter.listeners:
+            return await self._admitted(request, host, retry, ticket)
+        owed, token = Emitter.collect()
         try:
             response = await self._admitted(request, host, retry, ticket)
-        except BaseException:
-            if emitter._pending:
-                await emitter.drain()
+        except Exception:
+            Emitter.stop_collecting(token)
+            await Emitter.settle(owed)
             raise
-        if emitter._pending:
+        except BaseException:
+            Emitter.stop_collecting(token)
+            run_detached(owed)
+            raise
+        Emitter.stop_collecting(token)
+        if owed:
             try:
-                await emitter.drain()
+                await Emitter.settle(owed)
             except BaseException:  # cancelled while listeners ran: nobody gets the response
                 with anyio.CancelScope(shield=True):
                     await response.aclose()
@@ -476,9 +572,12 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             host.breaker.on_ignored(ticket)
             return await self._reject(request, host, BulkheadFullError)
         try:
-            return await self._call(request, host, retry, ticket)
-        finally:
+            response = await self._call(request, host, retry, ticket)
+        except BaseException:
             semaphore.release()
+            raise
+        # the slot is the call's until its body ends (read, closed or failed)
+        return _when_body_ends(response, semaphore.release)
 
     async def _call(
         self, request: httpx.Request, host: _Host, retry: RetryPolicy, ticket: Ticket
@@ -592,8 +691,10 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             if budget is not None and not budget.try_withdraw(clock()):
                 logger.debug("retry budget for %s spent; not retrying", host.key)
                 break
-            if response is not None and not await _retain(response):
-                break  # body too large to keep: hand it over as it is
+            # keep the body readable; give up (handing it over) when it is too
+            # large, or when reading it leaves no time to wait and retry
+            if response is not None and not await _retain(response, clock, deadline - wait):
+                break
             if breaker.is_rejecting():  # consulted before the sleep
                 break
             reason = (
@@ -610,8 +711,11 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             if self._emitter.listeners:
                 self._emitter.emit(RetryScheduled(host.key, request.method, attempt, wait, reason))
             if wait > 0:
-                await self._sleep(wait)
+                if not await self._backoff(host, wait):
+                    break  # the circuit opened while we slept: stop now
                 state.idle_for += wait
+            if clock() >= deadline:
+                break  # out of time: send nothing (and count nothing)
             ticket = breaker.admit()  # consulted before the retry
             if ticket is None:
                 break
@@ -637,14 +741,25 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         assert response is not None
         return response
 
+    async def _backoff(self, host: _Host, wait: float) -> bool:
+        """Sleep ``wait`` seconds before a retry; ``False`` when the host's circuit
+        opened meanwhile (the transition cancels the sleep)."""
+        with anyio.CancelScope() as scope:
+            host.sleepers.add(scope)
+            try:
+                await self._sleep(wait)
+            finally:
+                host.sleepers.discard(scope)
+        return not scope.cancel_called
+
     async def _send_by(self, request: httpx.Request, deadline: float) -> httpx.Response:
-        """One attempt, cut off at ``deadline`` (on the transport's clock; ``inf``: none)."""
+        """One attempt, cut off at ``deadline`` (on the transport's clock; ``inf``:
+        none). Only called with time left: a cut attempt was really sent, and
+        counts as a timeout."""
         if deadline == math.inf:
             return await self._inner.handle_async_request(request)
-        remaining = deadline - self._clock()
-        if remaining > 0:
-            with anyio.move_on_after(remaining):
-                return await self._inner.handle_async_request(request)
+        with anyio.move_on_after(max(0.0, deadline - self._clock())):
+            return await self._inner.handle_async_request(request)
         raise DeadlineExceeded(f"retry deadline reached for {request.method}", request=request)
 
     # -- outcomes -----------------------------------------------------------------
@@ -790,11 +905,16 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         return result
 
 
-async def _retain(response: httpx.Response) -> bool:
+async def _retain(response: httpx.Response, clock: Clock, until: float) -> bool:
     """Read a response about to be discarded for a retry into memory and close
-    it, so its connection returns to the pool while it stays readable. Returns
-    ``False`` (the body replayed intact, nothing closed) when it exceeds
-    ``RETAIN_LIMIT``: such a response is handed to the caller instead."""
+    it, so its connection returns to the pool while it stays readable.
+
+    Returns ``False`` when that cannot be done and the loop must stop, handing
+    the response over: past ``RETAIN_LIMIT`` bytes, or once the transport's
+    clock reaches ``until`` between two chunks, the body is handed over intact
+    (what was read, then the rest); a chunk that has not come by ``until`` is
+    cut, and reading the body then raises ``DeadlineExceeded`` after what was read.
+    """
     if response.is_closed or isinstance(response.stream, httpx.ByteStream):
         return True
     raw = response.stream
@@ -802,23 +922,73 @@ async def _retain(response: httpx.Response) -> bool:
     chunks: list[bytes] = []
     size = 0
     iterator = raw.__aiter__()
-    try:
-        async for chunk in iterator:
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > RETAIN_LIMIT:
-                response.stream = _ReplayStream(chunks, iterator, raw)
-                return False
-    except Exception as exc:
-        await raw.aclose()
-        response.stream = _ReplayStream(chunks, None, None, error=exc)
-        return True
-    except BaseException:
-        await raw.aclose()
-        raise
+    with anyio.move_on_after(until - clock() if until != math.inf else math.inf) as scope:
+        try:
+            async for chunk in iterator:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > RETAIN_LIMIT or clock() >= until:
+                    response.stream = _ReplayStream(chunks, iterator, raw)
+                    return False
+        except Exception as exc:
+            await raw.aclose()
+            response.stream = _ReplayStream(chunks, None, None, error=exc)
+            return True
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await raw.aclose()
+            raise
+    if scope.cancelled_caught:
+        with anyio.CancelScope(shield=True):
+            await raw.aclose()
+        cut = DeadlineExceeded(
+            "retry deadline reached while reading a response body", request=response.request
+        )
+        response.stream = _ReplayStream(chunks, None, None, error=cut)
+        return False
     await raw.aclose()
     response.stream = httpx.ByteStream(b"".join(chunks))
     return True
+
+
+def _when_body_ends(response: httpx.Response, callback: Callable[[], object]) -> httpx.Response:
+    """Call ``callback`` once the response's body ends (read, closed or failed),
+    or now when the body is already in memory."""
+    stream = response.stream
+    if response.is_closed or isinstance(stream, httpx.ByteStream):
+        callback()
+    else:
+        assert isinstance(stream, httpx.AsyncByteStream)
+        response.stream = _EndNotifyingStream(stream, callback)
+    return response
+
+
+class _EndNotifyingStream(httpx.AsyncByteStream):
+    """Passes a body through and calls ``callback`` once, when it ends."""
+
+    __slots__ = ("_callback", "_stream")
+
+    def __init__(self, stream: httpx.AsyncByteStream, callback: Callable[[], object]) -> None:
+        self._stream = stream
+        self._callback: Callable[[], object] | None = callback
+
+    def _end(self) -> None:
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            callback()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        finally:
+            self._end()
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            self._end()
 
 
 class _ReplayStream(httpx.AsyncByteStream):
@@ -862,6 +1032,7 @@ class _ObservedStream(httpx.AsyncByteStream):
     __slots__ = (
         "_done",
         "_host",
+        "_owed",
         "_request",
         "_response",
         "_size",
@@ -891,6 +1062,7 @@ class _ObservedStream(httpx.AsyncByteStream):
         self._response = response
         self._done = False
         self._size = 0
+        self._owed: list[Awaitable[object]] = []
         self.capture: list[bytes] | None = None
 
     def _finish(self, exc: BaseException | None, complete: bool = False) -> None:
@@ -914,15 +1086,20 @@ class _ObservedStream(httpx.AsyncByteStream):
             outcome = "failure"
         else:
             outcome = "ignored"
-        transport._record(
-            self._request,
-            self._host,
-            ticket,
-            outcome,
-            duration,
-            self._response.status_code,
-            None if exc is None else _error_name(exc),
-        )
+        owed, token = Emitter.collect()  # the listeners of this verdict are the reader's
+        try:
+            transport._record(
+                self._request,
+                self._host,
+                ticket,
+                outcome,
+                duration,
+                self._response.status_code,
+                None if exc is None else _error_name(exc),
+            )
+        finally:
+            Emitter.stop_collecting(token)
+        self._owed = owed
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -945,13 +1122,19 @@ class _ObservedStream(httpx.AsyncByteStream):
         await self._drain()
 
     async def aclose(self) -> None:
+        # httpx closes a response from its error handler when reading it failed
+        # above the transport (a body that does not decode): that error, if
+        # any, is the one being handled now, and judges the call
+        handling = sys.exc_info()[1]
+        if isinstance(handling, Exception) and not _is_failure(handling):
+            handling = None  # the caller's own error: the upstream did its part
         try:
             await self._stream.aclose()
         finally:
-            self._finish(None)
+            self._finish(handling)
         await self._drain()
 
     async def _drain(self) -> None:
-        emitter = self._transport._emitter
-        if emitter._pending:  # async listeners told of this call's verdict
-            await emitter.drain()
+        if self._owed:  # async listeners told of this call's verdict
+            owed, self._owed = self._owed, []
+            await Emitter.settle(owed)

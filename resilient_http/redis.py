@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import functools
 import itertools
 import logging
@@ -50,7 +51,6 @@ import math
 import os
 import secrets
 import socket
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
@@ -58,6 +58,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from ._breaker import Breaker, CircuitState, Ticket
+from ._events import in_trio
 from ._store import HasBreaker, Outcome
 
 __all__ = ["RedisStateStore"]
@@ -257,14 +258,6 @@ async def _bounded(awaitable: Awaitable[Any], timeout: float) -> Any:
         await asyncio.wait({task})
         raise TimeoutError(f"no answer from Redis within {timeout}s")
     return task.result()
-
-
-def _in_trio() -> bool:
-    trio = sys.modules.get("trio")
-    if trio is None:
-        return False
-    in_trio_run = getattr(trio.lowlevel, "in_trio_run", None)
-    return bool(in_trio_run()) if in_trio_run is not None else False
 
 
 def _positive(name: str, value: object) -> float:
@@ -523,7 +516,7 @@ class RedisStateStore:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            if _in_trio() and not self._warned_off:
+            if in_trio() and not self._warned_off:
                 self._warned_off = True
                 logger.warning(
                     "RedisStateStore needs an asyncio event loop (redis.asyncio); "
@@ -536,7 +529,11 @@ class RedisStateStore:
         self._broken = asyncio.Event()
         self._settled = asyncio.Event()
         self._status = "connecting"
-        self._task = loop.create_task(self._run(), name="resilient_http.redis")
+        # a fresh context: whatever the background task sets off (a mirrored
+        # transition's events) belongs to no caller's request
+        self._task = contextvars.Context().run(
+            loop.create_task, self._run(), name="resilient_http.redis"
+        )
         return True
 
     def _push(self, op: tuple[Any, ...]) -> None:

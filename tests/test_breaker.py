@@ -119,7 +119,24 @@ def test_after_recovery_timeout_state_reads_half_open(clock: FakeClock) -> None:
     trip(breaker)
     clock.advance(30)
     assert breaker.state is HALF_OPEN
+    assert transitions == [(CLOSED, OPEN)]  # the first probe moves it, not a read
+    assert breaker.admit() is not None
     assert transitions == [(CLOSED, OPEN), (OPEN, HALF_OPEN)]
+
+
+def test_reading_an_expired_open_circuit_changes_nothing(clock: FakeClock) -> None:
+    """README: a read (``state``, ``snapshot()``, ``is_rejecting()``) never moves
+    a breaker, fires an event or writes a log line."""
+    transitions: list[Transition] = []
+    breaker = make(clock, transitions, failure_threshold=1, recovery_timeout=30)
+    trip(breaker)
+    clock.advance(31)
+    for _ in range(3):
+        assert breaker.state is HALF_OPEN
+        assert breaker.snapshot()["state"] == "half_open"
+        assert not breaker.is_rejecting()
+    assert transitions == [(CLOSED, OPEN)]
+    assert breaker.snapshot()["probes_in_flight"] == 0
 
 
 @pytest.mark.parametrize("max_calls", [1, 3])

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from resilient_http import (
     BreakerPolicy,
     CircuitOpenError,
+    CircuitState,
     Policy,
     ResilientTransport,
     RetryPolicy,
@@ -117,8 +118,12 @@ async def test_gauge_follows_half_open_and_close(clock: FakeClock) -> None:
         await client.get("https://api.example.com/")
         assert samples(registry)[state] == 1.0
         clock.advance(10)
-        transport.breaker(HOST).state  # noqa: B018 - reading it moves the circuit to half-open
+        assert transport.breaker(HOST).state is CircuitState.HALF_OPEN
+        assert samples(registry)[state] == 1.0  # a read moves nothing: the probe will
+        probe = transport.breaker(HOST).admit()  # a probe slot, taken by hand
+        assert probe is not None
         assert samples(registry)[state] == 2.0
+        transport.breaker(HOST).on_ignored(probe)
         upstream.status = 200
         await client.get("https://api.example.com/")
     got = samples(registry)

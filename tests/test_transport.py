@@ -619,18 +619,31 @@ async def test_eviction_is_least_recently_used(clock: FakeClock) -> None:
     assert sorted(transport.snapshot()) == ["a.example.com:443", "c.example.com:443"]
 
 
-async def test_open_and_failing_breakers_are_never_evicted(clock: FakeClock) -> None:
+async def test_open_breakers_outlive_idle_and_failing_ones(clock: FakeClock) -> None:
+    """README (Memory): idle breakers go first, then closed ones with recent
+    failures, open circuits last."""
+
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(503 if request.url.host.startswith("down") else 200)
 
-    client, transport, _ = make(clock, handler, default=policy(threshold=2), max_hosts=2)
+    client, transport, _ = make(clock, handler, default=policy(threshold=2), max_hosts=3)
     async with client:
-        await client.get("https://down1.example.com/")  # one failure: remembered
+        await client.get("https://down1.example.com/")  # one recent failure
         await client.get("https://down2.example.com/")
         await client.get("https://down2.example.com/")  # open
-        for n in range(5):
-            await client.get(f"https://h{n}.example.com/")
+        await client.get("https://h0.example.com/")
+        await client.get("https://h1.example.com/")  # h0 (idle) goes, not down1
+        assert set(transport.snapshot()) == {
+            "down1.example.com:443",
+            "down2.example.com:443",
+            "h1.example.com:443",
+        }
+        await client.get("https://h2.example.com/")  # down1 goes before h1? no: h1 is idle
+        assert "down1.example.com:443" in transport.snapshot()
+        await client.get("https://h3.example.com/")
+        await client.get("https://h4.example.com/")
         snapshot = transport.snapshot()
+        assert len(snapshot) == 3
         assert snapshot["down1.example.com:443"]["consecutive_failures"] == 1
         assert snapshot["down2.example.com:443"]["state"] == "open"
         with pytest.raises(CircuitOpenError):
