@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -123,6 +123,10 @@ class HostPattern:
             raise ValueError(
                 f"{what} {pattern!r} is malformed: '*' is only allowed as a leading '*.' label"
             )
+        if host_part.startswith(".") or ".." in host_part:
+            # no URL has an empty label: such a pattern would silently match nothing
+            hint = f"; for subdomains write '*{host_part}'" if host_part.startswith(".") else ""
+            raise ValueError(f"{what} {pattern!r} is malformed: empty label{hint}")
         host = _normalise_host(host_part, what=f"{what} {pattern!r}")
         return cls(text=pattern, host=host, port=port, wildcard=wildcard)
 
@@ -146,10 +150,6 @@ class PatternTable(Generic[T]):
         self._wild: list[tuple[HostPattern, T]] = []
         for pattern, value in items:
             self.add(pattern, value)
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, T], *, what: str) -> PatternTable[T]:
-        return cls((HostPattern.parse(p, what=what), v) for p, v in mapping.items())
 
     def add(self, pattern: HostPattern, value: T) -> None:
         if pattern.wildcard:

@@ -18,6 +18,10 @@ verdicts, through a few hooks the transport calls:
   ticket; return ``False`` to reject the call instead (the store must then give
   the ticket back with ``breaker.on_ignored(ticket)``). The only awaited hook.
 
+- ``retry_after(breaker)`` (optional): seconds until the store would let a
+  probe go (a fleet-wide probe lease held elsewhere); a call it rejects is
+  told the larger of this and the local breaker's ``retry_after``.
+
 A store must never make a request fail: on any trouble it falls back to the
 local breakers.
 """

@@ -272,6 +272,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         if isinstance(store, InMemoryStore):
             store = None  # the default: each breaker is its own state
         self._store = store
+        # optional hook: how long a busy fleet-wide probe keeps the host rejecting
+        self._store_wait: Callable[[Breaker], float] | None = getattr(store, "retry_after", None)
         # Nothing to report, capture or share: requests may take the fast path.
         self._plain = not self._emitter.listeners and stale_cache is None and store is None
         self._max_hosts = max_hosts
@@ -869,8 +871,10 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     ) -> httpx.Response:
         error: RejectedError
         if kind is None:
-            error = CircuitOpenError(host.key, host.breaker.retry_after, request=request)
-            retry_after = error.retry_after
+            retry_after = host.breaker.retry_after
+            if self._store_wait is not None:
+                retry_after = max(retry_after, self._store_wait(host.breaker))
+            error = CircuitOpenError(host.key, retry_after, request=request)
         else:
             assert host.policy.max_concurrency is not None
             error = kind(host.key, host.policy.max_concurrency, request=request)

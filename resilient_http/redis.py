@@ -55,7 +55,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
+from redis import exceptions as redis_exceptions
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from ._breaker import Breaker, CircuitState, Ticket
 from ._events import in_trio
@@ -171,15 +174,23 @@ return {'busy', math.max(1, tonumber(first[2]) - now), gen}
 """
 )
 
-# A probe's verdict. KEYS: state, leases, reporters. ARGV: lease token, gen,
-# outcome, success_threshold, open period ms, ttl ms, channel, breaker key.
+# A probe's verdict, or ('ignored') a lease given back unused: a cancelled probe,
+# or one whose grant never reached its caller. KEYS: state, leases, reporters.
+# ARGV: lease token, gen, outcome, success_threshold, open period ms, ttl ms,
+# channel, breaker key.
 _PROBE_DONE = (
     _PRELUDE
     + """
 local now = now_ms()
-redis.call('ZREM', KEYS[2], ARGV[1])
+local released = redis.call('ZREM', KEYS[2], ARGV[1])
 local s = redis.call('HMGET', KEYS[1], 'state', 'gen')
 local gen = tonumber(s[2]) or 0
+if ARGV[3] == 'ignored' then
+  if released == 1 and s[1] == 'half_open' then
+    publish(ARGV[7], 'free', 0, gen, ARGV[8])
+  end
+  return {'free', 0, gen}
+end
 if s[1] ~= 'half_open' or gen ~= tonumber(ARGV[2]) then
   return {'stale', 0, gen}
 end
@@ -225,7 +236,27 @@ return {'closed', 0, gen}
 )
 
 
+#: Longest duration sent to Redis (ten years): ``recovery_timeout=inf`` (open
+#: until reset) or ``window=inf`` become this, never an overflow.
+_MAX_MS = 10 * 365 * 24 * 3600 * 1000
+
+#: How long a "the fleet's probe lease is busy" answer is trusted before asking
+#: Redis again (a lease given back early is also announced on pub/sub).
+_BUSY_RECHECK = 0.25
+
+#: Errors that mean Redis itself is unreachable or too slow (the store goes
+#: local and reconnects). Anything else from one update is that update's problem.
+_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    redis_exceptions.ConnectionError,
+    redis_exceptions.TimeoutError,
+)
+
+
 def _ms(seconds: float) -> int:
+    if not seconds < _MAX_MS / 1000:  # inf (and nan) too
+        return _MAX_MS
     return max(1, int(seconds * 1000))
 
 
@@ -334,8 +365,13 @@ class RedisStateStore:
         self._tokens = itertools.count()
         self._dirty: set[str] = set()  # keys whose fleet failure count may need a reset
         self._seen: dict[str, tuple[int, bool]] = {}  # key -> (shared gen, mirrored open)
-        self._busy: dict[str, float] = {}  # key -> monotonic time the fleet's probe lease ends
+        # key -> (monotonic time asked, monotonic time the fleet's probe lease ends)
+        self._busy: dict[str, tuple[float, float]] = {}
         self._leases: dict[Ticket, tuple[str, str, int]] = {}  # ticket -> (key, token, gen)
+        # leases that may be held in Redis with nobody to give them back (the
+        # caller was cancelled or timed out after the grant was sent, or Redis
+        # went away mid-probe): token -> breaker, released as soon as Redis answers
+        self._orphans: dict[str, Breaker] = {}
         self._applying = False
         self._warned_off = False
 
@@ -354,8 +390,14 @@ class RedisStateStore:
         return self._status == "up"
 
     async def aclose(self) -> None:
-        """Stop the background task and unsubscribe (the Redis client stays open)."""
+        """Give back any probe lease held, stop the background task and
+        unsubscribe (the Redis client stays open)."""
         task, loop = self._task, self._loop
+        if self._status == "up" and task is not None and not task.done():
+            self._orphan_leases()
+            with contextlib.suppress(Exception):
+                await _bounded(self._release_orphans(), self.timeout)
+        self._orphans.clear()
         self._task = self._loop = None
         self._status = "idle"
         self._ops.clear()
@@ -433,7 +475,8 @@ class RedisStateStore:
         key = breaker.key
         busy = self._busy.get(key)
         if busy is not None:
-            if time.monotonic() < busy:
+            now = time.monotonic()
+            if now < busy[1] and now < busy[0] + _BUSY_RECHECK:
                 breaker.on_ignored(ticket)
                 return False
             del self._busy[key]
@@ -451,12 +494,15 @@ class RedisStateStore:
                 self.timeout,
             )
             state, ms, gen = _decode(reply)
-        except Exception as exc:
+        except BaseException as exc:
+            # The script may have run and granted a lease this caller will never
+            # know it holds: give it back as soon as Redis answers.
+            self._orphan(token, breaker)
+            if not isinstance(exc, Exception):  # cancelled: no probe
+                breaker.on_ignored(ticket)
+                raise
             self._trouble(exc)
             return True  # Redis in trouble: the local breaker decides
-        except BaseException:
-            breaker.on_ignored(ticket)
-            raise
         logger.debug("probe for %s: %s (%d ms, generation %d)", key, state, ms, gen)
         if ticket.generation != breaker._generation:
             # the breaker moved on while Redis answered (a push closed or reopened
@@ -480,10 +526,17 @@ class RedisStateStore:
                 return False
             return True  # the shared circuit is closed: this breaker opened on its own
         breaker.on_ignored(ticket)
-        self._busy[key] = time.monotonic() + ms / 1000.0
+        now = time.monotonic()
+        self._busy[key] = (now, now + ms / 1000.0)
         if state == "open":
             self._apply(key, "open", ms, gen)
         return False
+
+    def retry_after(self, breaker: Breaker) -> float:
+        """Seconds until the fleet's probe lease for this host ends, as last heard
+        (0 when none is known busy): what a call rejected meanwhile is told."""
+        busy = self._busy.get(breaker.key)
+        return max(0.0, busy[1] - time.monotonic()) if busy is not None else 0.0
 
     # -- bookkeeping ---------------------------------------------------------------
 
@@ -553,14 +606,43 @@ class RedisStateStore:
             return
         self._status = "down"
         self._ops.clear()
-        self._leases.clear()
+        self._orphan_leases()
         self._busy.clear()
         if self._settled is not None:
             self._settled.set()
-        logger.warning(
-            "Redis state store unavailable (%s): breakers are local until it returns",
-            type(exc).__name__,
-        )
+        if _is_auth_error(exc):
+            logger.warning(
+                "Redis state store cannot authenticate (%s): check the client's username and "
+                "password; breakers are local until it can",
+                type(exc).__name__,
+            )
+        else:
+            logger.warning(
+                "Redis state store unavailable (%s): breakers are local until it returns",
+                type(exc).__name__,
+            )
+
+    def _orphan(self, token: str, breaker: Breaker) -> None:
+        self._orphans[token] = breaker
+        if len(self._orphans) > _MAX_KEYS:  # Redis gone for long: the leases expire anyway
+            del self._orphans[next(iter(self._orphans))]
+        if self._wake is not None:
+            self._wake.set()
+
+    def _orphan_leases(self) -> None:
+        """Probes in flight can no longer report through the queue: their
+        leases are given back instead."""
+        leases, self._leases = self._leases, {}
+        for key, token, _ in leases.values():
+            for breaker in self._breakers(key):
+                self._orphan(token, breaker)
+                break
+
+    async def _release_orphans(self) -> None:
+        while self._orphans:
+            token, breaker = next(iter(self._orphans.items()))
+            await self._finish_probe(breaker, token, 0, "ignored")
+            self._orphans.pop(token, None)
 
     def _prune(self) -> None:
         if len(self._seen) > _MAX_KEYS:
@@ -575,6 +657,9 @@ class RedisStateStore:
         if state == "dirty":
             if self._has(key):
                 self._dirty.add(key)
+            return
+        if state == "free":  # a probe lease was given back unused: ask again
+            self._busy.pop(key, None)
             return
         seen = self._seen.get(key)
         if seen is not None and gen <= seen[0]:
@@ -613,6 +698,7 @@ class RedisStateStore:
         while True:
             pubsub: Any = self._redis.pubsub()
             try:
+                await _bounded(self._handshake(), self.timeout)
                 await _bounded(pubsub.subscribe(self._channel), self.timeout)
                 keys = sorted({k for hosts in self._maps for k in list(hosts)})
                 await _bounded(self._resync(keys), self.timeout + 0.001 * len(keys))
@@ -680,11 +766,20 @@ class RedisStateStore:
         wake = self._wake
         assert wake is not None
         while True:
+            if self._orphans:
+                await _bounded(self._release_orphans(), self.timeout)
+                continue
             if not ops:
                 wake.clear()
                 await wake.wait()
                 continue
-            await _bounded(self._execute(ops.popleft()), self.timeout)
+            op = ops.popleft()
+            try:
+                await _bounded(self._execute(op), self.timeout)
+            except _CONNECTION_ERRORS:
+                raise
+            except Exception:  # this update's own trouble: drop it, keep the rest
+                logger.exception("Redis state store dropped one %r update", op[0])
 
     async def _execute(self, op: tuple[Any, ...]) -> None:
         kind = op[0]
@@ -718,26 +813,54 @@ class RedisStateStore:
             await self._reset(keys=[self._keys(op[1])[0]])
         elif kind == "probe_done":
             breaker, key, token, gen, outcome = op[1:]
-            policy = breaker.policy
-            period = breaker.retry_after if breaker._state is _OPEN else 0.0
-            if not (period > 0 and math.isfinite(period)):
-                period = policy.recovery_timeout
-            state_key, reporters_key, leases_key = self._keys(key)
-            reply = await self._probe_done(
-                keys=[state_key, leases_key, reporters_key],
-                args=[
-                    token,
-                    gen,
-                    outcome,
-                    policy.success_threshold,
-                    _ms(period),
-                    _ms(self.ttl),
-                    self._channel,
-                    key,
-                ],
-            )
-            self._apply(key, *_decode(reply))
+            await self._finish_probe(breaker, token, gen, outcome)
         elif kind == "fetch":
             key = op[1]
             reply = await self._fetch(keys=[self._keys(key)[0]])
             self._apply(key, *_decode(reply))
+
+    async def _finish_probe(self, breaker: Breaker, token: str, gen: int, outcome: str) -> None:
+        policy = breaker.policy
+        key = breaker.key
+        period = breaker.retry_after if breaker._state is _OPEN else 0.0
+        if not (period > 0 and math.isfinite(period)):
+            period = policy.recovery_timeout
+        state_key, reporters_key, leases_key = self._keys(key)
+        reply = await self._probe_done(
+            keys=[state_key, leases_key, reporters_key],
+            args=[
+                token,
+                gen,
+                outcome,
+                policy.success_threshold,
+                _ms(period),
+                _ms(self.ttl),
+                self._channel,
+                key,
+            ],
+        )
+        self._apply(key, *_decode(reply))
+
+    async def _handshake(self) -> None:
+        """Connect and PING once, without the client's own retries, so wrong
+        credentials or a refused connection are named at once (redis-py would
+        retry them for seconds, and the store would only see a timeout)."""
+        make_connection = getattr(self._redis.connection_pool, "make_connection", None)
+        if make_connection is None:
+            return
+        connection = make_connection()
+        connection.retry = Retry(NoBackoff(), 0)
+        try:
+            await connection.connect()
+            await connection.send_command("PING")
+            await connection.read_response()
+        finally:
+            await connection.disconnect()
+
+
+def _is_auth_error(exc: BaseException) -> bool:
+    if isinstance(exc, redis_exceptions.AuthenticationError):
+        return True
+    return isinstance(exc, redis_exceptions.ResponseError) and str(exc).startswith(
+        ("NOAUTH", "WRONGPASS")
+    )
