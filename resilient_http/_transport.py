@@ -690,12 +690,14 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                     wait = retry_after
             if clock() + wait >= deadline:
                 break
+            # keep the body readable (too large: hand it over as it is; still
+            # arriving at the deadline: cut)
+            if response is not None and not await _retain(request, response, clock, deadline):
+                break
+            if clock() + wait >= deadline:  # reading it took the time left
+                break
             if budget is not None and not budget.try_withdraw(clock()):
                 logger.debug("retry budget for %s spent; not retrying", host.key)
-                break
-            # keep the body readable; give up (handing it over) when it is too
-            # large, or when reading it leaves no time to wait and retry
-            if response is not None and not await _retain(response, clock, deadline - wait):
                 break
             if breaker.is_rejecting():  # consulted before the sleep
                 break
@@ -909,15 +911,17 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         return result
 
 
-async def _retain(response: httpx.Response, clock: Clock, until: float) -> bool:
+async def _retain(
+    request: httpx.Request, response: httpx.Response, clock: Clock, deadline: float
+) -> bool:
     """Read a response about to be discarded for a retry into memory and close
     it, so its connection returns to the pool while it stays readable.
 
     Returns ``False`` when that cannot be done and the loop must stop, handing
-    the response over: past ``RETAIN_LIMIT`` bytes, or once the transport's
-    clock reaches ``until`` between two chunks, the body is handed over intact
-    (what was read, then the rest); a chunk that has not come by ``until`` is
-    cut, and reading the body then raises ``DeadlineExceeded`` after what was read.
+    the response over: past ``RETAIN_LIMIT`` bytes the body is handed over
+    intact (what was read, then the rest); a body still arriving at the
+    deadline is cut (its connection closed), and reading it raises
+    ``DeadlineExceeded`` after what had arrived.
     """
     if response.is_closed or isinstance(response.stream, httpx.ByteStream):
         return True
@@ -926,14 +930,20 @@ async def _retain(response: httpx.Response, clock: Clock, until: float) -> bool:
     chunks: list[bytes] = []
     size = 0
     iterator = raw.__aiter__()
-    with anyio.move_on_after(until - clock() if until != math.inf else math.inf) as scope:
+    with anyio.move_on_after(deadline - clock()):
         try:
             async for chunk in iterator:
                 chunks.append(chunk)
                 size += len(chunk)
-                if size > RETAIN_LIMIT or clock() >= until:
+                if clock() >= deadline:
+                    break
+                if size > RETAIN_LIMIT:
                     response.stream = _ReplayStream(chunks, iterator, raw)
                     return False
+            else:
+                await raw.aclose()
+                response.stream = httpx.ByteStream(b"".join(chunks))
+                return True
         except Exception as exc:
             await raw.aclose()
             response.stream = _ReplayStream(chunks, None, None, error=exc)
@@ -942,17 +952,13 @@ async def _retain(response: httpx.Response, clock: Clock, until: float) -> bool:
             with anyio.CancelScope(shield=True):
                 await raw.aclose()
             raise
-    if scope.cancelled_caught:
-        with anyio.CancelScope(shield=True):
-            await raw.aclose()
-        cut = DeadlineExceeded(
-            "retry deadline reached while reading a response body", request=response.request
-        )
-        response.stream = _ReplayStream(chunks, None, None, error=cut)
-        return False
-    await raw.aclose()
-    response.stream = httpx.ByteStream(b"".join(chunks))
-    return True
+    with anyio.CancelScope(shield=True):
+        await raw.aclose()
+    cut = DeadlineExceeded(
+        "retry deadline reached while the response body was arriving", request=request
+    )
+    response.stream = _ReplayStream(chunks, None, None, error=cut)
+    return False
 
 
 def _when_body_ends(response: httpx.Response, callback: Callable[[], object]) -> httpx.Response:

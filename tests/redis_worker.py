@@ -54,7 +54,8 @@ def free_port() -> int:
 class RedisServer:
     """``redis-server`` on 127.0.0.1: no snapshots, no append-only file."""
 
-    def __init__(self) -> None:
+    def __init__(self, *extra_args: str) -> None:
+        self.extra_args = extra_args
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError(
@@ -77,6 +78,7 @@ class RedisServer:
                 "",
                 "--appendonly",
                 "no",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -90,7 +92,7 @@ class RedisServer:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock,
             ):
                 sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
+                if sock.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                     return
             time.sleep(0.02)
         raise RuntimeError(f"redis-server did not answer on port {self.port}")

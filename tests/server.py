@@ -8,7 +8,8 @@ scripted per test through ``LiveServer.state``:
 - ``/flaky``: the next ``state.fail_next`` hits get ``state.fail_status``, then 200.
 - ``/hang``: never answers (until the client goes away).
 - ``/sse?n=N&interval=S``: N server-sent events, S seconds apart.
-- ``/drip?n=N&interval=S``: N chunks, S seconds apart.
+- ``/drip?n=N&interval=S&status=C``: N chunks, S seconds apart, status C (200).
+- ``/bad-gzip``: a gzip body that turns to garbage partway.
 - ``/reset-mid-body``: sends part of a chunked body, then drops the connection.
 - ``/echo``: 200 with the request body.
 - ``/gated``: waits until the test sets ``state.gate``, then 200.
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -99,10 +101,26 @@ def build_app(state: ServerState) -> Starlette:
 
         async def chunks() -> AsyncIterator[bytes]:
             for i in range(n):
+                if i:
+                    await asyncio.sleep(interval)
                 yield f"chunk {i}\n".encode()
-                await asyncio.sleep(interval)
 
-        return StreamingResponse(chunks(), media_type="text/plain")
+        status = int(request.query_params.get("status", "200"))
+        return StreamingResponse(chunks(), status_code=status, media_type="text/plain")
+
+    async def bad_gzip(request: Request) -> Response:
+        hit(request)
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+        good = compressor.compress(b"resilient " * 2000) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield good
+            await asyncio.sleep(0.01)
+            yield b"\x07garbage" * 50  # a reserved deflate block type: undecodable
+
+        return StreamingResponse(
+            chunks(), media_type="text/plain", headers={"Content-Encoding": "gzip"}
+        )
 
     async def reset_mid_body(request: Request) -> Response:
         hit(request)
@@ -149,6 +167,7 @@ def build_app(state: ServerState) -> Starlette:
             Route("/hang", hang),
             Route("/sse", sse),
             Route("/drip", drip),
+            Route("/bad-gzip", bad_gzip),
             Route("/reset-mid-body", reset_mid_body),
             Route("/echo", echo, methods=["GET", "POST", "PUT"]),
             Route("/gated", gated),

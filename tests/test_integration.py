@@ -257,3 +257,47 @@ async def test_streamed_body_that_dies_counts_when_it_dies(
             with pytest.raises(httpx.RemoteProtocolError):
                 await response.aread()
         assert breaker.state is CircuitState.OPEN
+
+
+async def read_all(client: httpx.AsyncClient, url: str, how: str, fail: bool = False) -> None:
+    """``client.get``, or ``client.stream`` read chunk by chunk (``fail``: the
+    caller's own code raises on the first chunk)."""
+    if how == "get":
+        await client.get(url)
+        return
+    async with client.stream("GET", url) as response:
+        async for _ in response.aiter_bytes():
+            if fail:
+                raise KeyError("the caller's bug")
+
+
+#: httpx leaves its own body generators suspended when reading raises above the
+#: transport (it closes the stream, not the generators); trio reports them when
+#: they are collected. Plain httpx does the same: not ours to close.
+_HTTPX_GENERATORS = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@_HTTPX_GENERATORS
+@pytest.mark.parametrize("how", ["get", "stream"])
+async def test_a_body_that_does_not_decode_is_a_failure(
+    live: LiveServer, clock: FakeClock, how: str
+) -> None:
+    """README: an error while reading the body is a failure, also when httpx
+    raises it above the transport (gzip that turns to garbage partway)."""
+    transport = resilient(clock, breaker=BreakerPolicy(failure_threshold=1))
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(httpx.DecodingError):
+            await read_all(client, f"{live.url}/bad-gzip", how)
+        assert transport.breaker(live.url).state is CircuitState.OPEN
+
+
+@_HTTPX_GENERATORS
+async def test_the_callers_own_error_while_streaming_is_no_failure(
+    live: LiveServer, clock: FakeClock
+) -> None:
+    transport = resilient(clock, breaker=BreakerPolicy(failure_threshold=1))
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(KeyError):
+            await read_all(client, f"{live.url}/drip?n=3&interval=0", "stream", fail=True)
+        assert transport.breaker(live.url).state is CircuitState.CLOSED
+        assert transport.snapshot()[f"127.0.0.1:{live.port}"]["consecutive_failures"] == 0

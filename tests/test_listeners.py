@@ -244,3 +244,130 @@ async def test_a_raising_listener_is_logged_and_never_breaks_the_request(
     assert raised == {RuntimeError, ValueError}
     for record in errors:
         assert all(secret not in record.getMessage() for secret in SECRETS)
+
+
+# -- whose listeners a call waits for ------------------------------------------------
+
+
+class Gate:
+    """An async listener that blocks on the events it is told to, until opened."""
+
+    def __init__(self, blocks: type[Event], host: str | None = None) -> None:
+        self.blocks, self.host = blocks, host
+        self.entered = anyio.Event()
+        self.opened = anyio.Event()
+        self.heard: list[Event] = []
+
+    async def __call__(self, event: Event) -> None:
+        if isinstance(event, self.blocks) and self.host in (None, event.host):
+            self.entered.set()
+            await self.opened.wait()
+        self.heard.append(event)
+
+
+async def test_a_call_never_waits_for_another_calls_listeners(clock: FakeClock) -> None:
+    gate = Gate(AttemptFinished, host="slow.example.com:443")
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)),
+        listeners=[gate],
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.get, "https://slow.example.com/")
+            await gate.entered.wait()
+            with anyio.fail_after(2):  # its own listener calls only
+                response = await client.get("https://fast.example.com/")
+            assert response.status_code == 200
+            assert [e.host for e in gate.heard] == ["fast.example.com:443"]
+            gate.opened.set()
+    assert len(gate.heard) == 2
+
+
+async def test_events_from_outside_a_call_are_charged_to_no_call(clock: FakeClock) -> None:
+    """``force_open()`` from your own code: its StateChanged reaches the async
+    listener in the background, never inside a later, unrelated call."""
+    gate = Gate(StateChanged)
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)),
+        listeners=[gate],
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        transport.breaker("https://held.example.com/").force_open()
+        with anyio.fail_after(2):
+            await gate.entered.wait()  # it runs on its own
+            response = await client.get("https://other.example.com/")
+        assert response.status_code == 200
+        gate.opened.set()
+        with anyio.fail_after(2):
+            while not any(isinstance(e, StateChanged) for e in gate.heard):
+                await anyio.sleep(0.001)
+
+
+async def test_a_cancelled_call_does_not_wait_for_its_listeners(anyio_backend_name: str) -> None:
+    """Cancelled in backoff (on asyncio with the one-shot ``Task.cancel``, as
+    ``asyncio.timeout`` does) while its async listener calls are owed and one
+    of them would block: the call ends at once, and they finish in the
+    background instead of holding the cancelled caller."""
+    gate = Gate(RetryScheduled)
+    sleeping = anyio.Event()
+
+    async def sleep(seconds: float) -> None:
+        sleeping.set()
+        await anyio.sleep(seconds)
+
+    statuses = iter([503, 200])
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(next(statuses))),
+        policy=Policy(retry=RetryPolicy(attempts=2, wait=tenacity.wait_fixed(30), budget=None)),
+        listeners=[gate],
+        sleep=sleep,
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        started = anyio.current_time()
+        if anyio_backend_name == "asyncio":
+            import asyncio
+
+            task = asyncio.ensure_future(client.get("https://api.example.com/"))
+            await sleeping.wait()
+            task.cancel()
+            with anyio.fail_after(1.5), pytest.raises(asyncio.CancelledError):
+                await task
+        else:
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(client.get, "https://api.example.com/")
+                    await sleeping.wait()
+                    scope.cancel()
+        with anyio.fail_after(2):
+            await gate.entered.wait()  # running detached, blocked on the gate
+        assert anyio.current_time() - started < 1.5
+        gate.opened.set()
+        with anyio.fail_after(2):
+            while not any(isinstance(e, RetryScheduled) for e in gate.heard):
+                await anyio.sleep(0.001)
+
+
+async def test_a_self_tripped_circuit_that_never_recovers_is_not_logged_as_forced(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="resilient_http")
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(503)),
+        policy=Policy(
+            breaker=BreakerPolicy(failure_threshold=1, recovery_timeout=float("inf")),
+            retry=RetryPolicy(attempts=1),
+        ),
+        clock=clock,
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://api.example.com/")
+        transport.breaker("https://forced.example.com/").force_open()
+    lines = [r.getMessage() for r in caplog.records if r.name == "resilient_http"]
+    assert lines == [
+        "circuit for api.example.com:443 opened (was closed) until reset",
+        "circuit for forced.example.com:443 held open by hand (was closed)",
+    ]

@@ -243,6 +243,18 @@ TRANSPORT_INVALID: list[tuple[dict[str, Any], type[Exception], tuple[str, ...]]]
     ({"listeners": [42]}, TypeError, ("listeners", "42")),
     ({"clock": 0.0}, TypeError, ("clock", "0.0")),
     ({"sleep": 1}, TypeError, ("sleep", "1")),
+    ({"store": object()}, TypeError, ("store", "StateStore", "object", "admit_probe")),
+    ({"hosts": {".example.com": Policy()}}, ValueError, ("'.example.com'", "'*.example.com'")),
+    (
+        {"hosts": {"API.example.com": Policy(), "api.example.com": Policy()}},
+        ValueError,
+        ("'API.example.com'", "'api.example.com'", "same hosts"),
+    ),
+    (
+        {"hosts": {"*.Example.com:443": Policy(), "*.example.com.:443": Policy()}},
+        ValueError,
+        ("same hosts",),
+    ),
 ]
 
 
@@ -263,7 +275,18 @@ def test_invalid_client_setting_fails_at_construction() -> None:
 
 @pytest.mark.parametrize(
     "pattern",
-    ["", "http://api.example.com", "api.example.com/", "a.*.com", "*", "api.example.com:0", "a b"],
+    [
+        "",
+        "http://api.example.com",
+        "api.example.com/",
+        "a.*.com",
+        "*",
+        "api.example.com:0",
+        "a b",
+        ".example.com",
+        "api..example.com",
+        "*..example.com",
+    ],
 )
 def test_malformed_fallback_pattern_fails_at_registration(pattern: str) -> None:
     transport = ResilientTransport(httpx.MockTransport(handler))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -306,6 +307,155 @@ async def test_a_lost_probe_lease_expires_and_another_process_probes(
 
 async def _is_status(result: Awaitable[int | str], expected: int) -> bool:
     return await result == expected
+
+
+async def test_a_probe_cancelled_after_redis_granted_its_lease_does_not_hold_the_fleet(
+    members: Callable[..., Awaitable[Member]],
+) -> None:
+    """The caller is cancelled after the probe script ran (its grant is on the
+    way back): the lease is given back, and another process probes at once
+    instead of being rejected until the lease expires (15 s)."""
+    a, b = [await members(host_policy=policy(recovery=0.2), lease=15.0) for _ in range(2)]
+    for _ in range(3):
+        await a.get("/503")
+    await eventually(lambda: b.breaker is CircuitState.HALF_OPEN)
+    probe = a.store._probe
+
+    async def granted_then_cancelled(**kwargs: Any) -> Any:
+        await probe(**kwargs)  # Redis grants the lease ...
+        raise asyncio.CancelledError  # ... and the caller is cancelled before it hears
+
+    a.store._probe = granted_then_cancelled  # type: ignore[assignment]
+    with pytest.raises(asyncio.CancelledError):
+        await a.get("/ok")
+    await eventually(lambda: _is_status(b.get("/ok"), 200), timeout=2.0)
+    await eventually(lambda: a.breaker is CircuitState.CLOSED)
+
+
+async def test_a_probe_granted_while_redis_was_frozen_does_not_hold_the_fleet(
+    prefix: str,
+) -> None:
+    """Redis freezes while a probe script waits in its socket: the caller goes
+    local (timeout); when Redis wakes it grants a lease nobody will use. The
+    store gives it back once reconnected, so another process may probe."""
+    server = RedisServer()
+    server.start()
+    assert server.process is not None
+    try:
+        async with AsyncExitStack() as stack:
+            a, b = (
+                Member(
+                    server.port,
+                    prefix,
+                    status_handler,
+                    host_policy=policy(recovery=0.2),
+                    lease=15.0,
+                    retry_interval=0.1,
+                )
+                for _ in range(2)
+            )
+            for member in (a, b):
+                stack.push_async_callback(member.aclose)
+                member.transport.breaker(KEY)
+                assert await member.store.connect()
+            for _ in range(3):
+                await a.get("/503")
+            await eventually(lambda: b.breaker is CircuitState.HALF_OPEN)
+            os.kill(server.process.pid, signal.SIGSTOP)
+            try:
+                assert await a.get("/ok") == 200  # timed out on Redis: probed locally
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+            await eventually(lambda: a.store.connected)
+            await eventually(lambda: _is_status(b.get("/ok"), 200), timeout=3.0)
+    finally:
+        server.stop()
+
+
+async def test_a_busy_fleet_probe_tells_rejected_callers_when_it_ends(
+    members: Callable[..., Awaitable[Member]],
+) -> None:
+    hanging = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/503":
+            return httpx.Response(503)
+        hanging.set()
+        await asyncio.Event().wait()
+        return httpx.Response(200)  # pragma: no cover
+
+    a, b = [await members(handler, host_policy=policy(recovery=0.2), lease=8.0) for _ in range(2)]
+    for _ in range(3):
+        await a.get("/503")
+    await eventually(lambda: a.breaker is CircuitState.HALF_OPEN)
+    stuck = asyncio.ensure_future(a.get("/hang"))  # holds the fleet's lease
+    await hanging.wait()
+    with pytest.raises(CircuitOpenError) as rejected:
+        await b.client.get(URL + "/ok")
+    assert 6.0 < rejected.value.retry_after <= 8.0
+    assert "retry in 0.00s" not in str(rejected.value)
+    stuck.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stuck
+
+
+@pytest.mark.parametrize(
+    "breaker",
+    [
+        {"recovery_timeout": math.inf},
+        {"failure_rate": 0.5, "minimum_calls": 3, "window": math.inf},
+    ],
+    ids=["recovery_timeout=inf", "window=inf"],
+)
+async def test_infinite_durations_are_shared_without_breaking_the_store(
+    members: Callable[..., Awaitable[Member]],
+    caplog: pytest.LogCaptureFixture,
+    breaker: dict[str, float],
+) -> None:
+    """``recovery_timeout=inf`` (open until reset) and ``window=inf`` reach
+    Redis as a very long time, never an error that drops the store's work."""
+    caplog.set_level(logging.WARNING, logger="resilient_http.redis")
+    host_policy = Policy(
+        breaker=BreakerPolicy(failure_threshold=3, **breaker),  # type: ignore[arg-type]
+        retry=RetryPolicy(attempts=1),
+    )
+    a, b = [await members(host_policy=host_policy) for _ in range(2)]
+    for _ in range(3):
+        assert await a.get("/503") == 503
+    await eventually(lambda: b.breaker is CircuitState.OPEN)
+    assert await b.get("/ok") == "rejected"
+    assert a.store.connected
+    assert b.store.connected
+    assert [r.getMessage() for r in caplog.records if r.name == "resilient_http.redis"] == []
+
+
+async def test_a_wrong_password_is_named_at_once(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="resilient_http.redis")
+    server = RedisServer("--requirepass", "s3cret-pass")
+    server.start()
+    try:
+        redis = Redis(host="127.0.0.1", port=server.port, password="wrong-pass")
+        store = RedisStateStore(redis, prefix=prefix, timeout=2.0, retry_interval=30.0)
+        transport = ResilientTransport(
+            httpx.MockTransport(status_handler), policy=policy(), store=store
+        )
+        transport.breaker(KEY)
+        started = time.monotonic()
+        assert not await store.connect()
+        assert time.monotonic() - started < 1.0  # not seconds of silent retries
+        async with httpx.AsyncClient(transport=transport) as client:
+            assert (await client.get(URL + "/ok")).status_code == 200  # local breakers
+        await redis.aclose()
+    finally:
+        server.stop()
+    messages = [r.getMessage() for r in caplog.records if r.name == "resilient_http.redis"]
+    assert len(messages) == 1
+    assert "cannot authenticate" in messages[0]
+    assert "AuthenticationError" in messages[0]
+    assert "wrong-pass" not in messages[0]
+    assert "s3cret" not in messages[0]
 
 
 async def test_below_quorum_only_the_failing_process_opens(

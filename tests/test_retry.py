@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import tenacity
@@ -649,3 +650,39 @@ async def test_response_ending_retries_by_retry_after_is_not_closed_early(
             assert not upstream.streams[0].closed
             assert await response.aread() == b"attempt 1: 503"
     assert upstream.streams[0].closed
+
+
+async def test_calls_sleeping_in_backoff_wake_when_the_circuit_opens() -> None:
+    """README: never sleep while the circuit is open. Four calls get a 503 with
+    ``Retry-After: 5``; the fourth failure opens the circuit, and every call
+    asleep in its backoff ends at once with its own 503, retrying nothing."""
+    hits = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal hits
+        hits += 1
+        return httpx.Response(503, headers={"Retry-After": "5"}, text="sick")
+
+    transport = ResilientTransport(
+        httpx.MockTransport(handler),
+        policy=Policy(
+            breaker=BreakerPolicy(failure_threshold=4),
+            retry=RetryPolicy(attempts=3, budget=None),
+        ),
+    )
+    statuses: list[int] = []
+    async with httpx.AsyncClient(transport=transport) as client:
+
+        async def one() -> None:
+            response = await client.get("https://api.example.com/")
+            statuses.append(response.status_code)
+            assert response.text == "sick"
+
+        started = anyio.current_time()
+        with anyio.fail_after(3):
+            async with anyio.create_task_group() as tg:
+                for _ in range(4):
+                    tg.start_soon(one)
+        assert anyio.current_time() - started < 1.0
+    assert statuses == [503] * 4
+    assert hits == 4

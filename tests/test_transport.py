@@ -937,3 +937,19 @@ async def test_a_raising_listener_never_breaks_the_request(
         response = await client.get(URL)
     assert response.status_code == 200
     assert any("listener" in r.getMessage() for r in caplog.records if r.name == "resilient_http")
+
+
+def _use_sync(client: httpx.Client, use: str) -> None:
+    if use == "request":
+        client.get("https://api.example.com/")
+    else:
+        with client:
+            pass
+
+
+@pytest.mark.parametrize("use", ["request", "context manager"])
+def test_an_async_transport_in_a_sync_client_says_what_to_use(use: str) -> None:
+    transport = ResilientTransport(httpx.MockTransport(lambda request: httpx.Response(200)))
+    client = httpx.Client(transport=transport)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"httpx\.AsyncClient.*not httpx\.Client"):
+        _use_sync(client, use)

@@ -1,0 +1,97 @@
+"""``RetryPolicy(deadline=...)`` bounds the whole call (README, "Deadline"):
+reading a response discarded for a retry is part of it, and once time is up
+nothing more is sent, and nothing more is counted."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+import tenacity
+
+from resilient_http import (
+    DeadlineExceeded,
+    Policy,
+    ResilientTransport,
+    RetryPolicy,
+)
+from resilient_http.testing import FakeClock
+
+from .server import LiveServer
+
+#: A 503 whose body takes about 3.8 s to arrive.
+SLOW_503 = "/drip?status=503&n=20&interval=0.2"
+
+
+async def read_into(response: httpx.Response, chunks: list[bytes]) -> None:
+    async for chunk in response.aiter_raw():
+        chunks.append(chunk)
+
+
+def deadline_client(deadline: float) -> httpx.AsyncClient:
+    retry = RetryPolicy(attempts=3, wait=tenacity.wait_fixed(0.05), deadline=deadline)
+    return httpx.AsyncClient(transport=ResilientTransport(policy=Policy(retry=retry)))
+
+
+async def test_a_slow_body_being_read_for_a_retry_is_cut_at_the_deadline(
+    live: LiveServer,
+) -> None:
+    async with deadline_client(1.0) as client:
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded):
+            await client.get(live.url + SLOW_503)
+        assert time.monotonic() - started < 1.8
+    assert live.state.hits["/drip"] == 1  # no time was left to send another
+
+
+async def test_a_cut_body_still_shows_its_status_and_what_arrived(live: LiveServer) -> None:
+    async with deadline_client(0.5) as client:
+        started = time.monotonic()
+        async with client.stream("GET", live.url + SLOW_503) as response:
+            assert response.status_code == 503
+            received: list[bytes] = []
+            with pytest.raises(DeadlineExceeded):
+                await read_into(response, received)
+            assert b"".join(received).startswith(b"chunk 0\n")
+        assert time.monotonic() - started < 1.3
+
+
+async def test_a_fast_body_stays_readable_when_the_deadline_stops_the_retries(
+    live: LiveServer,
+) -> None:
+    async with deadline_client(0.3) as client:
+        live.state.fail_next = 100
+        response = await client.get(f"{live.url}/flaky")
+    assert response.status_code == 503
+    assert response.text == "sick"
+
+
+async def test_no_attempt_is_sent_or_counted_once_the_deadline_has_passed(
+    clock: FakeClock,
+) -> None:
+    """A backoff that overslept past the deadline: the call ends with the one
+    real 503, counted once (it used to send nothing and count a second failure)."""
+    hits = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal hits
+        hits += 1
+        return httpx.Response(503, text="sick")
+
+    async def oversleep(seconds: float) -> None:
+        clock.advance(seconds * 3)
+
+    retry = RetryPolicy(attempts=3, wait=tenacity.wait_fixed(0.4), deadline=1.0, budget=None)
+    transport = ResilientTransport(
+        httpx.MockTransport(handler),
+        policy=Policy(retry=retry),
+        clock=clock,
+        sleep=oversleep,
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        response = await client.get("https://api.example.com/")
+    assert response.status_code == 503
+    assert response.text == "sick"
+    assert hits == 1
+    assert transport.snapshot()["api.example.com:443"]["consecutive_failures"] == 1
