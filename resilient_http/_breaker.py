@@ -302,7 +302,8 @@ class Breaker:
                 self._open_period = self.policy.recovery_timeout
                 self._transition(CLOSED)
             return
-        self._in_flight -= 1
+        if self._in_flight:  # (a closed ticket reported twice must not drive it negative)
+            self._in_flight -= 1
         if ticket.generation != self._generation:
             return
         if self._window is not None:
@@ -320,7 +321,8 @@ class Breaker:
                 self._streak += 1
                 self._open()
             return
-        self._in_flight -= 1
+        if self._in_flight:  # (a closed ticket reported twice must not drive it negative)
+            self._in_flight -= 1
         if ticket.generation != self._generation:
             return
         if self._window is not None:
@@ -335,7 +337,7 @@ class Breaker:
         """The attempt ended without a verdict (cancelled, caller error): free its slot."""
         if ticket.probe:
             self._release_probe(ticket)
-        else:
+        elif self._in_flight:
             self._in_flight -= 1
 
     def _release_probe(self, ticket: Ticket) -> bool:
@@ -343,7 +345,8 @@ class Breaker:
         if ticket.done:
             return False
         ticket.done = True
-        self._in_flight -= 1
+        if self._in_flight:
+            self._in_flight -= 1
         if ticket.generation != self._generation:
             return False
         self._probes -= 1

@@ -307,6 +307,7 @@ async def run_storm(
         breakers = [transport.breaker(key) for key in keys]
         for breaker, policy in zip(breakers, POLICIES, strict=True):
             assert breaker.probes_in_flight == 0, (breaker.key, context)
+            assert breaker.calls_in_flight == 0, (breaker.key, context)  # every ticket settled
             assert breaker.retry_after <= bound(policy), (breaker.key, context)
 
         # The faults stop: once its recovery bound has passed, every circuit lets a

@@ -266,23 +266,39 @@ class Gate:
 
 
 async def test_a_call_never_waits_for_another_calls_listeners(clock: FakeClock) -> None:
+    """A call to a slow host is asleep in backoff with listener calls owed (one
+    of them blocks): a call to another host meanwhile runs only its own, and
+    returns at once; the sleeping call runs its own when it ends."""
     gate = Gate(AttemptFinished, host="slow.example.com:443")
+    asleep, wake = anyio.Event(), anyio.Event()
+
+    async def sleep(seconds: float) -> None:
+        asleep.set()
+        await wake.wait()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503 if request.url.host == "slow.example.com" else 200)
+
     transport = ResilientTransport(
-        httpx.MockTransport(lambda request: httpx.Response(200)),
+        httpx.MockTransport(handler),
+        policy=Policy(retry=RetryPolicy(attempts=2, wait=tenacity.wait_fixed(1), budget=None)),
         listeners=[gate],
         clock=clock,
-        sleep=clock.sleep,
+        sleep=sleep,
     )
     async with httpx.AsyncClient(transport=transport) as client:
         async with anyio.create_task_group() as tg:
             tg.start_soon(client.get, "https://slow.example.com/")
-            await gate.entered.wait()
+            await asleep.wait()
             with anyio.fail_after(2):  # its own listener calls only
                 response = await client.get("https://fast.example.com/")
             assert response.status_code == 200
+            assert not gate.entered.is_set()
             assert [e.host for e in gate.heard] == ["fast.example.com:443"]
+            wake.set()
+            await gate.entered.wait()  # the slow call runs its own as it ends
             gate.opened.set()
-    assert len(gate.heard) == 2
+    assert [e.host for e in gate.heard].count("slow.example.com:443") == 3  # 2 attempts, 1 retry
 
 
 async def test_events_from_outside_a_call_are_charged_to_no_call(clock: FakeClock) -> None:

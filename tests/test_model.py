@@ -336,6 +336,7 @@ class BreakerMachine(RuleBasedStateMachine):
             if not held.done:
                 self.breaker.on_ignored(held.ticket)
         assert self.breaker.probes_in_flight == 0
+        assert self.breaker.calls_in_flight == 0
 
 
 class ConsecutiveMode(BreakerMachine):
