@@ -600,35 +600,8 @@ def render_summary(result: dict[str, Any]) -> str:
 
 def conduct(duration: float, out: TextIO | None) -> dict[str, Any]:
     """Start the upstream and both workers, show progress, gather the summary."""
-    # The workers import this very copy of resilient_http, wherever it lives.
-    env = dict(os.environ)
-    here = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
     with FlakyUpstream() as upstream, contextlib.ExitStack() as stack:
-        sides = []
-        for name in SIDES:
-            stderr = stack.enter_context(tempfile.TemporaryFile("w+"))
-            process = stack.enter_context(  # closes the pipes, reaps the process
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "resilient_http._demo",
-                        "worker",
-                        name,
-                        upstream.url(SICK),
-                        upstream.url(HEALTHY),
-                        repr(duration),
-                    ],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=stderr,
-                    text=True,
-                    env=env,
-                )
-            )
-            stack.callback(_stop, process)  # runs first: kill a worker still running
-            sides.append(SideResult(name, process, stderr))
+        sides = [_start_worker(stack, name, upstream, duration) for name in SIDES]
         for side in sides:  # wait until both have imported everything and built a client
             assert side.process.stdout is not None
             if json.loads(side.process.stdout.readline() or "{}").get("ready") is not True:
@@ -644,24 +617,9 @@ def conduct(duration: float, out: TextIO | None) -> dict[str, Any]:
             reader.start()
             readers.append(reader)
         if out is not None:
-            out.write(
-                f"resilient_http demo: {duration:g} s, {RATE} calls/s to each of two upstreams "
-                f"on 127.0.0.1 ({SICK} on :{upstream.ports[SICK]}, {HEALTHY} on "
-                f":{upstream.ports[HEALTHY]}), the same traffic through both clients.\n"
-                f"{SICK} is healthy; from {schedule.outage_start - schedule.start:.1f} s to "
-                f"{schedule.outage_end - schedule.start:.1f} s one call in {HANG_EVERY} hangs "
-                f"and the others get 503; then it heals. {HEALTHY} stays healthy.\n\n"
-            )
+            _introduce(out, upstream, schedule, duration)
         progress = Progress(out, sides, schedule) if out is not None else None
-        period = 0.25 if progress is not None and progress.tty else 1.0
-        next_draw = schedule.start + period
-        for reader in readers:
-            while reader.is_alive():
-                reader.join(max(0.0, next_draw - time.monotonic()))
-                if time.monotonic() >= next_draw:
-                    if progress is not None:
-                        progress.draw(time.monotonic())
-                    next_draw += period
+        _follow(readers, progress, schedule)
         for side in sides:
             if side.process.wait(10) != 0 or not side.finished:
                 raise RuntimeError(f"the {side.name} worker failed:\n{_stderr(side)}")
@@ -677,6 +635,61 @@ def conduct(duration: float, out: TextIO | None) -> dict[str, Any]:
             "plain": summarise(sides[0], upstream, schedule),
             "resilient": summarise(sides[1], upstream, schedule),
         }
+
+
+def _start_worker(
+    stack: contextlib.ExitStack, name: str, upstream: FlakyUpstream, duration: float
+) -> SideResult:
+    # The workers import this very copy of resilient_http, wherever it lives.
+    env = dict(os.environ)
+    here = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
+    stderr = stack.enter_context(tempfile.TemporaryFile("w+"))  # noqa: SIM115 - the stack closes it
+    process = stack.enter_context(  # closes the pipes, reaps the process
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "resilient_http._demo",
+                "worker",
+                name,
+                upstream.url(SICK),
+                upstream.url(HEALTHY),
+                repr(duration),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+        )
+    )
+    stack.callback(_stop, process)  # runs first: kill a worker still running
+    return SideResult(name, process, stderr)
+
+
+def _introduce(out: TextIO, upstream: FlakyUpstream, schedule: Schedule, duration: float) -> None:
+    out.write(
+        f"resilient_http demo: {duration:g} s, {RATE} calls/s to each of two upstreams "
+        f"on 127.0.0.1 ({SICK} on :{upstream.ports[SICK]}, {HEALTHY} on "
+        f":{upstream.ports[HEALTHY]}), the same traffic through both clients.\n"
+        f"{SICK} is healthy; from {schedule.outage_start - schedule.start:.1f} s to "
+        f"{schedule.outage_end - schedule.start:.1f} s one call in {HANG_EVERY} hangs "
+        f"and the others get 503; then it heals. {HEALTHY} stays healthy.\n\n"
+    )
+
+
+def _follow(readers: list[threading.Thread], progress: Progress | None, schedule: Schedule) -> None:
+    """Wait for the workers' readers, redrawing the progress every period."""
+    period = 0.25 if progress is not None and progress.tty else 1.0
+    next_draw = schedule.start + period
+    for reader in readers:
+        while reader.is_alive():
+            reader.join(max(0.0, next_draw - time.monotonic()))
+            if time.monotonic() >= next_draw:
+                if progress is not None:
+                    progress.draw(time.monotonic())
+                next_draw += period
 
 
 def _stop(process: subprocess.Popen[str]) -> None:

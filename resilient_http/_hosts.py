@@ -101,21 +101,7 @@ class HostPattern:
             raise ValueError(
                 f"{what} {pattern!r} is malformed: expected 'host', 'host:port' or '*.domain'"
             )
-        host_part, port = text, None
-        if text.startswith("["):  # IPv6 literal, optionally with a port
-            end = text.find("]")
-            if end == -1:
-                raise ValueError(f"{what} {pattern!r} is malformed: unclosed '['")
-            host_part, rest = text[: end + 1], text[end + 1 :]
-            if rest:
-                if not rest.startswith(":"):
-                    raise ValueError(f"{what} {pattern!r} is malformed")
-                port = _parse_port(rest[1:], pattern, what)
-        elif text.count(":") == 1:
-            host_part, port_text = text.split(":")
-            port = _parse_port(port_text, pattern, what)
-        elif text.count(":") > 1:
-            raise ValueError(f"{what} {pattern!r} is malformed: put IPv6 literals in brackets")
+        host_part, port = _split_port(text, pattern, what)
         wildcard = host_part.startswith("*.")
         if wildcard:
             host_part = host_part[2:]
@@ -129,6 +115,26 @@ class HostPattern:
             raise ValueError(f"{what} {pattern!r} is malformed: empty label{hint}")
         host = _normalise_host(host_part, what=f"{what} {pattern!r}")
         return cls(text=pattern, host=host, port=port, wildcard=wildcard)
+
+
+def _split_port(text: str, pattern: str, what: str) -> tuple[str, int | None]:
+    """``host`` / ``host:port`` / ``[v6]`` / ``[v6]:port`` -> (host part, port or None)."""
+    if text.startswith("["):  # IPv6 literal, optionally with a port
+        end = text.find("]")
+        if end == -1:
+            raise ValueError(f"{what} {pattern!r} is malformed: unclosed '['")
+        host_part, rest = text[: end + 1], text[end + 1 :]
+        if not rest:
+            return host_part, None
+        if not rest.startswith(":"):
+            raise ValueError(f"{what} {pattern!r} is malformed")
+        return host_part, _parse_port(rest[1:], pattern, what)
+    if text.count(":") > 1:
+        raise ValueError(f"{what} {pattern!r} is malformed: put IPv6 literals in brackets")
+    if ":" in text:
+        host_part, port_text = text.split(":")
+        return host_part, _parse_port(port_text, pattern, what)
+    return text, None
 
 
 def _parse_port(text: str, pattern: str, what: str) -> int:

@@ -1,16 +1,19 @@
-"""Retry helpers: ``Retry-After`` parsing, eligibility, the per-host budget."""
+"""Retry decisions: ``Retry-After`` parsing, eligibility, the per-host budget, and
+the plan of one call's retries (sans-IO)."""
 
 from __future__ import annotations
 
 import email.utils
 import math
 import time
+from collections.abc import Callable
 
 import httpx
+import tenacity
 
 from ._policy import RetryBudget, RetryPolicy
 
-__all__ = ["BudgetState", "can_retry", "parse_retry_after"]
+__all__ = ["BudgetState", "RetryPlan", "can_retry", "parse_retry_after"]
 
 # A header longer than this is garbage, not a delay.
 _MAX_HEADER_LEN = 64
@@ -132,3 +135,74 @@ class BudgetState:
             return False
         self._retries[i] += 1
         return True
+
+
+class RetryPlan:
+    """The retry loop's decisions for one call, apart from its IO: how long to
+    wait before the next attempt, whether time and budget allow it. Everything
+    runs on the transport's clock; nothing here awaits.
+
+    The loop (``ResilientTransport``) asks, after each retryable outcome:
+
+    1. ``wait_for(response, error)``: seconds to wait, or ``None`` to stop with
+       that outcome (attempts used up, a ``Retry-After`` longer than
+       ``max_retry_after``, or a wait that would cross the deadline);
+    2. after making a discarded response readable (IO), ``may_retry(wait)``:
+       time still left for the wait, and a token from the host's budget;
+    3. after the backoff (IO), ``has_time()``: the deadline has not passed, so
+       an attempt may be sent (one that is not sent is not counted).
+
+    The breaker is consulted by the loop itself, before each of these steps.
+    """
+
+    __slots__ = ("_budget", "_clock", "_policy", "_state", "attempt", "deadline")
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        clock: Callable[[], float],
+        started: float,
+        budget: BudgetState | None,
+    ) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._budget = budget
+        self.deadline = started + policy.deadline if policy.deadline is not None else math.inf
+        self._state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        self._state.start_time = started
+        #: The number of the attempt whose outcome is being judged.
+        self.attempt = 1
+
+    def wait_for(
+        self, response: httpx.Response | None, error: BaseException | None
+    ) -> float | None:
+        policy = self._policy
+        if self.attempt >= policy.attempts:
+            return None
+        state = self._state
+        state.attempt_number = self.attempt
+        outcome: object = response if error is None else error
+        state.outcome = tenacity.Future.construct(self.attempt, outcome, error is not None)
+        now = state.outcome_timestamp = self._clock()
+        wait = max(0.0, float(policy.wait(state)))
+        if response is not None and policy.respect_retry_after:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if retry_after is not None:
+                if retry_after > policy.max_retry_after:
+                    return None  # the server asked for a longer pause than we will wait
+                wait = retry_after
+        return wait if now + wait < self.deadline else None
+
+    def may_retry(self, wait: float) -> bool:
+        now = self._clock()
+        if now + wait >= self.deadline:  # reading the discarded body took the time left
+            return False
+        return self._budget is None or self._budget.try_withdraw(now)
+
+    def has_time(self) -> bool:
+        return self._clock() < self.deadline
+
+    def next_attempt(self, waited: float) -> None:
+        """The next attempt is about to be sent, after ``waited`` seconds of backoff."""
+        self._state.idle_for += waited
+        self.attempt += 1

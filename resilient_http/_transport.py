@@ -23,7 +23,6 @@ from typing import Any, Literal, NoReturn, TypeVar, overload
 
 import anyio
 import httpx
-import tenacity
 
 from ._breaker import Breaker, CircuitState, Clock, Ticket
 from ._cache import StaleCache
@@ -44,7 +43,7 @@ from ._events import (
 from ._exceptions import BulkheadFullError, CircuitOpenError, RejectedError
 from ._hosts import HostPattern, PatternTable, key_for_url, split_key
 from ._policy import Fallback, Policy, RetryBudget, RetryPolicy
-from ._retry import BudgetState, can_retry, parse_retry_after
+from ._retry import BudgetState, RetryPlan, can_retry
 from ._store import InMemoryStore, StateStore
 
 __all__ = ["FALLBACK_EXTENSION", "RETRY_EXTENSION", "ResilientTransport"]
@@ -114,6 +113,9 @@ def _parse_host_patterns(hosts: Mapping[str, Policy]) -> list[tuple[HostPattern,
     parsed: list[tuple[HostPattern, Policy]] = []
     seen: dict[tuple[str, int | None, bool], str] = {}
     for text, host_policy in hosts.items():
+        if not isinstance(host_policy, Policy):
+            raise TypeError(f"hosts[{text!r}] must be a Policy, got {host_policy!r}")
+    for text, host_policy in hosts.items():
         pattern = HostPattern.parse(text, what="hosts pattern")
         same = (pattern.host, pattern.port, pattern.wildcard)
         if same in seen:
@@ -126,6 +128,21 @@ def _parse_host_patterns(hosts: Mapping[str, Policy]) -> list[tuple[HostPattern,
 
 
 _STORE_HOOKS = ("attach", "detach", "bind", "record", "transitioned", "admit_probe")
+
+
+def _check_settings(
+    max_hosts: object, stale_cache: object, store: object, clock: object, sleep: object
+) -> None:
+    if isinstance(max_hosts, bool) or not isinstance(max_hosts, int) or max_hosts < 1:
+        raise ValueError(f"max_hosts must be an int >= 1, got {max_hosts!r}")
+    if stale_cache is not None and not isinstance(stale_cache, StaleCache):
+        raise TypeError(f"stale_cache must be a StaleCache or None, got {stale_cache!r}")
+    if not callable(clock):
+        raise TypeError(f"clock must be callable, got {clock!r}")
+    if not callable(sleep):
+        raise TypeError(f"sleep must be callable, got {sleep!r}")
+    if store is not None:
+        _check_store(store)
 
 
 def _check_store(store: object) -> None:
@@ -246,21 +263,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             policy = Policy()
         elif not isinstance(policy, Policy):
             raise TypeError(f"policy must be a Policy, got {policy!r}")
-        hosts = dict(hosts or {})
-        for pattern, host_policy in hosts.items():
-            if not isinstance(host_policy, Policy):
-                raise TypeError(f"hosts[{pattern!r}] must be a Policy, got {host_policy!r}")
-        parsed_hosts = _parse_host_patterns(hosts)
-        if isinstance(max_hosts, bool) or not isinstance(max_hosts, int) or max_hosts < 1:
-            raise ValueError(f"max_hosts must be an int >= 1, got {max_hosts!r}")
-        if stale_cache is not None and not isinstance(stale_cache, StaleCache):
-            raise TypeError(f"stale_cache must be a StaleCache or None, got {stale_cache!r}")
-        if not callable(clock):
-            raise TypeError(f"clock must be callable, got {clock!r}")
-        if not callable(sleep):
-            raise TypeError(f"sleep must be callable, got {sleep!r}")
-        if store is not None:
-            _check_store(store)
+        parsed_hosts = _parse_host_patterns(hosts or {})
+        _check_settings(max_hosts, stale_cache, store, clock, sleep)
         self._inner = transport
         self._policy = policy
         self._policies: PatternTable[tuple[Policy, _Rank]] = PatternTable(
@@ -450,6 +454,14 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         for route in self._hosts.pop(key).routes:
             routes.pop(route, None)
 
+    def _host_for_url(self, url: httpx.URL) -> _Host | None:
+        """The host (most recently used now) for a request's URL; ``None``: no authority."""
+        host = self._routes.get((url.scheme, url.raw_host, url.port))
+        if host is None:
+            return self._route(url)
+        self._hosts.move_to_end(host.key)
+        return host
+
     def _route(self, url: httpx.URL) -> _Host | None:
         """The host for a URL not in the route cache (or ``None``: no authority)."""
         cache_key = (url.scheme, url.raw_host, url.port)
@@ -481,14 +493,9 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     # -- the request path ----------------------------------------------------------
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        host = self._routes.get((url.scheme, url.raw_host, url.port))
-        if host is None:
-            host = self._route(url)
-            if host is None:  # no usable authority: the caller's error, not the upstream's
-                return await self._inner.handle_async_request(request)
-        else:
-            self._hosts.move_to_end(host.key)
+        host = self._host_for_url(request.url)
+        if host is None:  # no usable authority: the caller's error, not the upstream's
+            return await self._inner.handle_async_request(request)
         retry = request.extensions.get(RETRY_EXTENSION)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(
@@ -668,68 +675,24 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         budget: BudgetState | None,
     ) -> httpx.Response:
         """Retries after a retryable first outcome. Ends with the last real
-        outcome: a readable response, or the last error re-raised."""
-        clock = self._clock
-        breaker = host.breaker
-        deadline = started + retry.deadline if retry.deadline is not None else math.inf
-        state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
-        state.start_time = started
-        attempt = 1
-        while attempt < retry.attempts and not breaker.is_rejecting():
-            # How long to wait before the next attempt.
-            state.attempt_number = attempt
-            outcome: object = response if error is None else error
-            state.outcome = tenacity.Future.construct(attempt, outcome, error is not None)
-            state.outcome_timestamp = clock()
-            wait = max(0.0, float(retry.wait(state)))
-            if response is not None and retry.respect_retry_after:
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-                if retry_after is not None:
-                    if retry_after > retry.max_retry_after:
-                        break  # the server asked for a longer pause than we will wait
-                    wait = retry_after
-            if clock() + wait >= deadline:
+        outcome: a readable response, or the last error re-raised. The
+        decisions are the plan's; the breaker is consulted before each wait is
+        planned, before the backoff sleep (which an opening also cuts short),
+        and before each retry."""
+        plan = RetryPlan(retry, self._clock, started, budget)
+        while True:
+            wait = await self._plan_wait(request, host, plan, response, error)
+            if wait is None:
                 break
-            # keep the body readable (too large: hand it over as it is; still
-            # arriving at the deadline: cut)
-            if response is not None and not await _retain(request, response, clock, deadline):
-                break
-            if clock() + wait >= deadline:  # reading it took the time left
-                break
-            if budget is not None and not budget.try_withdraw(clock()):
-                logger.debug("retry budget for %s spent; not retrying", host.key)
-                break
-            if breaker.is_rejecting():  # consulted before the sleep
-                break
-            reason = (
-                f"status {response.status_code}" if response is not None else _error_name(error)  # type: ignore[arg-type]
-            )
-            logger.debug(
-                "retrying %s on %s (attempt %d failed: %s) in %.3fs",
-                request.method,
-                host.key,
-                attempt,
-                reason,
-                wait,
-            )
-            if self._emitter.listeners:
-                self._emitter.emit(RetryScheduled(host.key, request.method, attempt, wait, reason))
-            if wait > 0:
-                if not await self._backoff(host, wait):
-                    break  # the circuit opened while we slept: stop now
-                state.idle_for += wait
-            if clock() >= deadline:
-                break  # out of time: send nothing (and count nothing)
-            ticket = breaker.admit()  # consulted before the retry
+            if wait > 0 and not await self._backoff(host, wait):
+                break  # the circuit opened while we slept: stop now
+            ticket = await self._admit_retry(host, plan)
             if ticket is None:
                 break
-            store = self._store
-            if store is not None and ticket.probe and not await store.admit_probe(breaker, ticket):
-                break
-            attempt += 1
-            attempt_started = clock()
+            plan.next_attempt(wait)
+            attempt_started = self._clock()
             try:
-                new = await self._send_by(request, deadline)
+                new = await self._send_by(request, plan.deadline)
             except BaseException as exc:
                 if not self._record_error(request, host, ticket, exc, attempt_started):
                     raise
@@ -744,6 +707,60 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             raise error
         assert response is not None
         return response
+
+    async def _plan_wait(
+        self,
+        request: httpx.Request,
+        host: _Host,
+        plan: RetryPlan,
+        response: httpx.Response | None,
+        error: BaseException | None,
+    ) -> float | None:
+        """Seconds to wait before retrying after this outcome, or ``None``: stop.
+        Makes a discarded response readable (too large: handed over as it is;
+        still arriving at the deadline: cut) and announces the retry."""
+        breaker = host.breaker
+        if breaker.is_rejecting():  # consulted before planning
+            return None
+        wait = plan.wait_for(response, error)
+        if wait is None:
+            return None
+        if response is not None and not await _retain(
+            request, response, self._clock, plan.deadline
+        ):
+            return None
+        if not plan.may_retry(wait):
+            logger.debug("no time or retry budget left for %s; not retrying", host.key)
+            return None
+        if breaker.is_rejecting():  # consulted before the sleep
+            return None
+        reason = f"status {response.status_code}" if response is not None else _error_name(error)  # type: ignore[arg-type]
+        logger.debug(
+            "retrying %s on %s (attempt %d failed: %s) in %.3fs",
+            request.method,
+            host.key,
+            plan.attempt,
+            reason,
+            wait,
+        )
+        if self._emitter.listeners:
+            self._emitter.emit(RetryScheduled(host.key, request.method, plan.attempt, wait, reason))
+        return wait
+
+    async def _admit_retry(self, host: _Host, plan: RetryPlan) -> Ticket | None:
+        """A ticket for the next attempt, or ``None``: out of time (nothing is
+        sent, nothing counted), or the breaker (consulted before the retry) or
+        the fleet store rejects it."""
+        if not plan.has_time():
+            return None
+        breaker = host.breaker
+        ticket = breaker.admit()
+        if ticket is None:
+            return None
+        store = self._store
+        if store is not None and ticket.probe and not await store.admit_probe(breaker, ticket):
+            return None
+        return ticket
 
     async def _backoff(self, host: _Host, wait: float) -> bool:
         """Sleep ``wait`` seconds before a retry; ``False`` when the host's circuit
@@ -871,29 +888,42 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         host: _Host,
         kind: type[BulkheadFullError] | None,
     ) -> httpx.Response:
-        error: RejectedError
-        if kind is None:
-            retry_after = host.breaker.retry_after
-            if self._store_wait is not None:
-                retry_after = max(retry_after, self._store_wait(host.breaker))
-            error = CircuitOpenError(host.key, retry_after, request=request)
-        else:
-            assert host.policy.max_concurrency is not None
-            error = kind(host.key, host.policy.max_concurrency, request=request)
-            retry_after = 0.0
+        """Answer a rejected call: the stale cache, else the host's fallback,
+        else the rejection error raised."""
+        error = self._rejection(request, host, kind)
         emitter = self._emitter
         if emitter.listeners:
-            emitter.emit(CallRejected(host.key, request.method, error.reason, retry_after))
+            emitter.emit(CallRejected(host.key, request.method, error.reason, error.retry_after))
+        response = self._stale_answer(request)
+        source = "stale_cache"
+        if response is None:
+            response = await self._fallback_answer(request, host, error)
+            source = "fallback"
+        response.extensions[FALLBACK_EXTENSION] = error.reason
+        if emitter.listeners:
+            emitter.emit(FallbackServed(host.key, request.method, error.reason, source))
+        return response
+
+    def _rejection(
+        self, request: httpx.Request, host: _Host, kind: type[BulkheadFullError] | None
+    ) -> RejectedError:
+        if kind is not None:
+            assert host.policy.max_concurrency is not None
+            return kind(host.key, host.policy.max_concurrency, request=request)
+        retry_after = host.breaker.retry_after
+        if self._store_wait is not None:  # a fleet-wide probe may keep it shut longer
+            retry_after = max(retry_after, self._store_wait(host.breaker))
+        return CircuitOpenError(host.key, retry_after, request=request)
+
+    def _stale_answer(self, request: httpx.Request) -> httpx.Response | None:
         cache = self._stale_cache
-        if cache is not None and request.method == "GET":
-            stale = cache.lookup(request, self._clock())
-            if stale is not None:
-                stale.extensions[FALLBACK_EXTENSION] = error.reason
-                if emitter.listeners:
-                    emitter.emit(
-                        FallbackServed(host.key, request.method, error.reason, "stale_cache")
-                    )
-                return stale
+        if cache is None or request.method != "GET":
+            return None
+        return cache.lookup(request, self._clock())
+
+    async def _fallback_answer(
+        self, request: httpx.Request, host: _Host, error: RejectedError
+    ) -> httpx.Response:
         fallback = host.fallback
         if fallback is None:
             raise error
@@ -905,9 +935,6 @@ class ResilientTransport(httpx.AsyncBaseTransport):
                 f"fallback {_fn_name(fallback)} for {host.key} returned "
                 f"{type(result).__name__}, expected httpx.Response"
             )
-        result.extensions[FALLBACK_EXTENSION] = error.reason
-        if emitter.listeners:
-            emitter.emit(FallbackServed(host.key, request.method, error.reason, "fallback"))
         return result
 
 

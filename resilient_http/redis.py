@@ -472,18 +472,59 @@ class RedisStateStore:
     async def admit_probe(self, breaker: Breaker, ticket: Ticket) -> bool:
         if not self._active():
             return True
-        key = breaker.key
-        busy = self._busy.get(key)
-        if busy is not None:
-            now = time.monotonic()
-            if now < busy[1] and now < busy[0] + _BUSY_RECHECK:
-                breaker.on_ignored(ticket)
-                return False
-            del self._busy[key]
+        if self._known_busy(breaker.key):
+            breaker.on_ignored(ticket)
+            return False
         if self._status != "up":
             return True  # still connecting: the local breaker decides
         token = f"{self._id}:{next(self._tokens)}"
-        state_key, _, leases_key = self._keys(key)
+        reply = await self._ask_lease(breaker, ticket, token)
+        if reply is None:
+            return True  # Redis in trouble: the local breaker decides
+        state, ms, gen = reply
+        logger.debug("probe for %s: %s (%d ms, generation %d)", breaker.key, state, ms, gen)
+        if ticket.generation != breaker._generation:
+            # the breaker moved on while Redis answered (a push closed or reopened
+            # it): this call was admitted as a probe of a state that is gone
+            if state == "granted":
+                self._orphan(token, breaker)
+            breaker.on_ignored(ticket)
+            return False
+        if state == "granted":
+            self._leases[ticket] = (breaker.key, token, gen)
+            if len(self._leases) > _MAX_KEYS:  # tickets never given back: forget the oldest
+                del self._leases[next(iter(self._leases))]
+            return True
+        if state == "local":
+            return self._probe_locally(breaker, ticket, gen)
+        self._refused(breaker, ticket, state, ms, gen)
+        return False
+
+    def _refused(self, breaker: Breaker, ticket: Ticket, state: str, ms: int, gen: int) -> None:
+        """The fleet's lease is busy for ``ms`` more, or the shared circuit is
+        still open for ``ms``: no probe here."""
+        breaker.on_ignored(ticket)
+        now = time.monotonic()
+        self._busy[breaker.key] = (now, now + ms / 1000.0)
+        if state == "open":
+            self._apply(breaker.key, "open", ms, gen)
+
+    def _known_busy(self, key: str) -> bool:
+        """Another process holds the fleet's probe lease, as heard a moment ago."""
+        busy = self._busy.get(key)
+        if busy is None:
+            return False
+        now = time.monotonic()
+        if now < busy[1] and now < busy[0] + _BUSY_RECHECK:
+            return True
+        del self._busy[key]
+        return False
+
+    async def _ask_lease(
+        self, breaker: Breaker, ticket: Ticket, token: str
+    ) -> tuple[str, int, int] | None:
+        """Run the probe script; ``None`` when Redis is in trouble."""
+        state_key, _, leases_key = self._keys(breaker.key)
         policy = breaker.policy
         try:
             reply = await _bounded(
@@ -493,7 +534,7 @@ class RedisStateStore:
                 ),
                 self.timeout,
             )
-            state, ms, gen = _decode(reply)
+            return _decode(reply)
         except BaseException as exc:
             # The script may have run and granted a lease this caller will never
             # know it holds: give it back as soon as Redis answers.
@@ -502,35 +543,19 @@ class RedisStateStore:
                 breaker.on_ignored(ticket)
                 raise
             self._trouble(exc)
-            return True  # Redis in trouble: the local breaker decides
-        logger.debug("probe for %s: %s (%d ms, generation %d)", key, state, ms, gen)
-        if ticket.generation != breaker._generation:
-            # the breaker moved on while Redis answered (a push closed or reopened
-            # it): this call was admitted as a probe of a state that is gone
-            if state == "granted" and self._status == "up":
-                self._push(("probe_done", breaker, key, token, gen, "ignored"))
+            return None
+
+    def _probe_locally(self, breaker: Breaker, ticket: Ticket, gen: int) -> bool:
+        """The shared circuit is closed: this breaker opened on its own, and
+        probes on its own; unless the fleet closed a moment ago (its push is on
+        the way): close here too, and leave this call out, as any call racing a
+        transition."""
+        seen = self._seen.get(breaker.key)
+        if seen is not None and seen[1] and gen > seen[0]:
             breaker.on_ignored(ticket)
+            self._apply(breaker.key, "closed", 0, gen)
             return False
-        if state == "granted":
-            self._leases[ticket] = (key, token, gen)
-            if len(self._leases) > _MAX_KEYS:  # tickets never given back: forget the oldest
-                del self._leases[next(iter(self._leases))]
-            return True
-        if state == "local":
-            seen = self._seen.get(key)
-            if seen is not None and seen[1] and gen > seen[0]:
-                # the fleet closed a moment ago (its push is on the way): close here
-                # too, and leave this call out, as any call racing a transition
-                breaker.on_ignored(ticket)
-                self._apply(key, "closed", 0, gen)
-                return False
-            return True  # the shared circuit is closed: this breaker opened on its own
-        breaker.on_ignored(ticket)
-        now = time.monotonic()
-        self._busy[key] = (now, now + ms / 1000.0)
-        if state == "open":
-            self._apply(key, "open", ms, gen)
-        return False
+        return True
 
     def retry_after(self, breaker: Breaker) -> float:
         """Seconds until the fleet's probe lease for this host ends, as last heard
@@ -657,25 +682,27 @@ class RedisStateStore:
         if state == "dirty":
             if self._has(key):
                 self._dirty.add(key)
-            return
-        if state == "free":  # a probe lease was given back unused: ask again
+        elif state == "free":  # a probe lease was given back unused: ask again
             self._busy.pop(key, None)
-            return
-        seen = self._seen.get(key)
-        if seen is not None and gen <= seen[0]:
-            return  # already applied, or older than what was
-        if state == "closed":
-            if seen is None or not seen[1]:
-                return  # never mirrored open here: a local-only trip stays local
-            self._seen[key] = (gen, False)
-            self._dirty.discard(key)
-            self._busy.pop(key, None)
-            for breaker in list(self._breakers(key)):
-                if breaker.forced is None and breaker._state is not _CLOSED:
-                    self._mirror(breaker.reset)
-            return
-        if state not in ("open", "half_open"):
-            return
+        elif state in ("closed", "open", "half_open"):
+            seen = self._seen.get(key)
+            if seen is not None and gen <= seen[0]:
+                return  # already applied, or older than what was
+            if state == "closed":
+                if seen is not None and seen[1]:  # a local-only trip stays local
+                    self._mirror_closed(key, gen)
+            else:
+                self._mirror_open(key, state, ms, gen)
+
+    def _mirror_closed(self, key: str, gen: int) -> None:
+        self._seen[key] = (gen, False)
+        self._dirty.discard(key)
+        self._busy.pop(key, None)
+        for breaker in list(self._breakers(key)):
+            if breaker.forced is None and breaker._state is not _CLOSED:
+                self._mirror(breaker.reset)
+
+    def _mirror_open(self, key: str, state: str, ms: int, gen: int) -> None:
         self._seen[key] = (gen, True)
         self._prune()
         self._dirty.discard(key)

@@ -19,10 +19,11 @@ from resilient_http import (
     Event,
     Policy,
     ResilientTransport,
+    RetryBudget,
     RetryPolicy,
     RetryScheduled,
 )
-from resilient_http._retry import parse_retry_after
+from resilient_http._retry import BudgetState, RetryPlan, parse_retry_after
 from resilient_http.testing import FakeClock
 
 URL = "https://api.example.com/items?page=1"
@@ -686,3 +687,51 @@ async def test_calls_sleeping_in_backoff_wake_when_the_circuit_opens() -> None:
         assert anyio.current_time() - started < 1.0
     assert statuses == [503] * 4
     assert hits == 4
+
+
+# -- the plan of one call's retries (sans-IO) -----------------------------------------
+
+
+def plan(clock: FakeClock, budget: RetryBudget | None = None, **retry: Any) -> RetryPlan:
+    policy = RetryPolicy(wait=tenacity.wait_fixed(1), budget=budget, **retry)
+    state = BudgetState(budget) if budget is not None else None
+    return RetryPlan(policy, clock, clock(), state)
+
+
+def test_the_plan_stops_when_the_attempts_are_used_up(clock: FakeClock) -> None:
+    retries = plan(clock, attempts=3)
+    assert retries.wait_for(None, httpx.ReadTimeout("slow")) == 1.0
+    retries.next_attempt(1.0)
+    assert retries.wait_for(None, httpx.ReadTimeout("slow")) == 1.0
+    retries.next_attempt(1.0)
+    assert retries.attempt == 3
+    assert retries.wait_for(None, httpx.ReadTimeout("slow")) is None
+
+
+def test_the_plan_honours_retry_after_up_to_its_maximum(clock: FakeClock) -> None:
+    retries = plan(clock, max_retry_after=10)
+    assert retries.wait_for(httpx.Response(503, headers={"Retry-After": "7"}), None) == 7.0
+    assert retries.wait_for(httpx.Response(503, headers={"Retry-After": "11"}), None) is None
+    assert retries.wait_for(httpx.Response(503, headers={"Retry-After": "soon"}), None) == 1.0
+    ignoring = plan(clock, respect_retry_after=False)
+    assert ignoring.wait_for(httpx.Response(503, headers={"Retry-After": "7"}), None) == 1.0
+
+
+def test_the_plan_never_waits_across_the_deadline(clock: FakeClock) -> None:
+    retries = plan(clock, deadline=2.0)
+    assert retries.wait_for(httpx.Response(503), None) == 1.0
+    assert retries.may_retry(1.0)
+    clock.advance(1.0)  # reading the discarded body took a second: exactly the deadline
+    assert not retries.may_retry(1.0)
+    assert retries.has_time()
+    clock.advance(1.0)
+    assert not retries.has_time()
+    assert retries.wait_for(httpx.Response(503), None) is None
+
+
+def test_the_plan_takes_a_budget_token_per_retry(clock: FakeClock) -> None:
+    retries = plan(clock, RetryBudget(ratio=0.0, min_per_second=0.2, window=10))  # 2 tokens
+    assert retries.may_retry(0.0)
+    assert retries.may_retry(0.0)
+    assert not retries.may_retry(0.0)
+    assert plan(clock).may_retry(0.0)  # no budget: never short of tokens
