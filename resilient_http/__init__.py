@@ -14,6 +14,7 @@ from ._events import RetryScheduled as RetryScheduled
 from ._events import StateChanged as StateChanged
 from ._exceptions import BulkheadFullError as BulkheadFullError
 from ._exceptions import CircuitOpenError as CircuitOpenError
+from ._exceptions import DeadlineExceeded as DeadlineExceeded
 from ._exceptions import RejectedError as RejectedError
 from ._policy import BreakerPolicy as BreakerPolicy
 from ._policy import Policy as Policy
@@ -21,7 +22,6 @@ from ._policy import RetryBudget as RetryBudget
 from ._policy import RetryPolicy as RetryPolicy
 from ._store import InMemoryStore as InMemoryStore
 from ._store import StateStore as StateStore
-from ._transport import DeadlineExceeded as DeadlineExceeded
 from ._transport import ResilientTransport as ResilientTransport
 
 __version__ = "0.1.0"

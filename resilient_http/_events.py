@@ -17,9 +17,10 @@ import math
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Protocol
 
 from ._breaker import CircuitState
+from ._outcomes import Outcome
 
 __all__ = [
     "AttemptFinished",
@@ -33,8 +34,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("resilient_http")
-
-Outcome: TypeAlias = Literal["success", "failure", "ignored"]
 
 
 @dataclass(frozen=True, slots=True)

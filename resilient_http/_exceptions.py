@@ -9,6 +9,8 @@ Every rejection is an ``httpx.TransportError``, so code that already handles
             └── RejectedError            the call never reached the upstream
                 ├── CircuitOpenError     the host's circuit is open (or half-open and busy)
                 └── BulkheadFullError    no free concurrency slot within ``max_wait``
+    └── httpx.TimeoutException
+        └── DeadlineExceeded             ``RetryPolicy.deadline`` ran out
 
 Rejections are never counted as breaker failures.
 """
@@ -19,7 +21,7 @@ import math
 
 import httpx
 
-__all__ = ["BulkheadFullError", "CircuitOpenError", "RejectedError"]
+__all__ = ["BulkheadFullError", "CircuitOpenError", "DeadlineExceeded", "RejectedError"]
 
 
 class RejectedError(httpx.TransportError):
@@ -75,3 +77,9 @@ class BulkheadFullError(RejectedError):
             request=request,
         )
         self.max_concurrency = max_concurrency
+
+
+class DeadlineExceeded(httpx.TimeoutException):
+    """``RetryPolicy.deadline`` ran out: an attempt still running was cut (a
+    timeout, so counted as a failure), or a response body still arriving when
+    it was read for a retry was cut."""

@@ -29,13 +29,12 @@ local breakers.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, Protocol, TypeAlias
+from typing import Protocol
 
 from ._breaker import Breaker, CircuitState, Ticket
+from ._outcomes import Outcome
 
 __all__ = ["HasBreaker", "InMemoryStore", "Outcome", "StateStore"]
-
-Outcome: TypeAlias = Literal["success", "failure", "ignored"]
 
 
 class HasBreaker(Protocol):

@@ -19,7 +19,7 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any, Literal, NoReturn, TypeVar, overload
+from typing import Any, NoReturn, TypeVar, overload
 
 import anyio
 import httpx
@@ -40,8 +40,9 @@ from ._events import (
     logger,
     run_detached,
 )
-from ._exceptions import BulkheadFullError, CircuitOpenError, RejectedError
+from ._exceptions import BulkheadFullError, CircuitOpenError, DeadlineExceeded, RejectedError
 from ._hosts import HostPattern, PatternTable, key_for_url, split_key
+from ._outcomes import Outcome, error_outcome, is_failure
 from ._policy import Fallback, Policy, RetryBudget, RetryPolicy
 from ._retry import BudgetState, RetryPlan, can_retry
 from ._store import InMemoryStore, StateStore
@@ -57,27 +58,6 @@ RETRY_EXTENSION = "resilient_http.retry"
 #: closed before the backoff sleep, so its connection goes back to the pool and
 #: the response stays readable if the loop then stops.
 RETAIN_LIMIT = 256 * 1024
-
-
-class DeadlineExceeded(httpx.TimeoutException):
-    """``RetryPolicy.deadline`` ran out during an attempt (a timeout: counted as a failure)."""
-
-
-#: The upstream's fault: it timed out, dropped the connection, broke the protocol,
-#: or sent a body that does not decode (as its Content-Encoding says).
-_FAILURE_ERRORS = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-    httpx.DecodingError,
-)
-
-
-def _is_failure(exc: BaseException) -> bool:
-    """Is this error the upstream's fault? ``httpx.PoolTimeout`` is not: it means
-    *our* connection pool is full (often of calls hung on another host), and
-    counting it would let one sick host open a healthy host's circuit."""
-    return isinstance(exc, _FAILURE_ERRORS) and not isinstance(exc, httpx.PoolTimeout)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -790,7 +770,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         request: httpx.Request,
         host: _Host,
         ticket: Ticket,
-        outcome: Literal["success", "failure", "ignored"],
+        outcome: Outcome,
         duration: float,
         status: int | None,
         error: str | None = None,
@@ -820,7 +800,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         started: float,
     ) -> bool:
         """Record an attempt that raised; ``True`` when it is a counted failure."""
-        failed = _is_failure(exc)
+        failed = is_failure(exc)
         self._record(
             request,
             host,
@@ -860,13 +840,46 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             self._record(request, host, ticket, "success", duration, response.status_code)
             if not capture:
                 return response
-            observed = _ObservedStream(stream, self, request, host, None, started, response)
-        else:
-            observed = _ObservedStream(stream, self, request, host, ticket, started, response)
-        if capture:
-            observed.capture = []
-        response.stream = observed
+        on_end = functools.partial(
+            self._body_ended, request, host, None if ticket.probe else ticket, started, response
+        )
+        limit = cache.max_entry_bytes if capture and cache is not None else None
+        response.stream = _ObservedStream(stream, on_end, limit)
         return response
+
+    def _body_ended(
+        self,
+        request: httpx.Request,
+        host: _Host,
+        ticket: Ticket | None,
+        started: float,
+        response: httpx.Response,
+        exc: BaseException | None,
+        body: bytes | None,
+    ) -> list[Awaitable[object]]:
+        """A watched body ended: keep it for the stale cache if it came in full,
+        and record the call's verdict (``ticket`` ``None``: already recorded).
+        Returns the async listener calls that verdict set off."""
+        cache = self._stale_cache
+        if body is not None and cache is not None:
+            cache.store(request, response, body, self._clock())
+        if ticket is None:
+            return []
+        outcome: Outcome = "success" if exc is None else error_outcome(exc)
+        owed, token = Emitter.collect()  # the listeners of this verdict are the reader's
+        try:
+            self._record(
+                request,
+                host,
+                ticket,
+                outcome,
+                self._clock() - started,
+                response.status_code,
+                None if exc is None else _error_name(exc),
+            )
+        finally:
+            Emitter.stop_collecting(token)
+        return owed
 
     # -- rejection ------------------------------------------------------------------
 
@@ -1058,120 +1071,76 @@ class _ReplayStream(httpx.AsyncByteStream):
             await self._raw.aclose()
 
 
+#: Called once when an observed body ends: ``(error, body)``, where ``error`` is
+#: ``None`` (read in full, or closed early) or what ended it, and ``body`` the
+#: bytes read when the stream captured them and they arrived in full. Returns
+#: the async listener calls the verdict set off, for the reader to run.
+BodyEnded = Callable[[BaseException | None, bytes | None], list[Awaitable[object]]]
+
+
 class _ObservedStream(httpx.AsyncByteStream):
-    """Passes the body through untouched and reports the call's verdict once,
-    when the body ends: fully read or closed early -> success; a network,
-    timeout or protocol error while reading -> failure; cancelled -> ignored.
+    """Passes a body through untouched and calls ``on_end`` once, when it ends
+    (read in full, closed, or failed), then runs the listener calls that
+    returned. With ``capture_limit`` set, also copies the body as the caller
+    reads it, giving up past that many bytes. Buffers nothing else."""
 
-    With ``capture`` set (a list), also copies the body as the caller reads it,
-    for the stale cache, giving up past the cache's entry size."""
-
-    __slots__ = (
-        "_done",
-        "_host",
-        "_owed",
-        "_request",
-        "_response",
-        "_size",
-        "_started",
-        "_stream",
-        "_ticket",
-        "_transport",
-        "capture",
-    )
+    __slots__ = ("_capture", "_limit", "_on_end", "_size", "_stream")
 
     def __init__(
-        self,
-        stream: httpx.AsyncByteStream,
-        transport: ResilientTransport,
-        request: httpx.Request,
-        host: _Host,
-        ticket: Ticket | None,
-        started: float,
-        response: httpx.Response,
+        self, stream: httpx.AsyncByteStream, on_end: BodyEnded, capture_limit: int | None = None
     ) -> None:
         self._stream = stream
-        self._transport = transport
-        self._request = request
-        self._host = host
-        self._ticket = ticket  # None: the verdict was already recorded (a probe)
-        self._started = started
-        self._response = response
-        self._done = False
+        self._on_end: BodyEnded | None = on_end
+        self._limit = capture_limit
+        self._capture: list[bytes] | None = [] if capture_limit is not None else None
         self._size = 0
-        self._owed: list[Awaitable[object]] = []
-        self.capture: list[bytes] | None = None
 
-    def _finish(self, exc: BaseException | None, complete: bool = False) -> None:
-        if self._done:
-            return
-        self._done = True
-        transport = self._transport
-        capture = self.capture
-        if complete and capture is not None and transport._stale_cache is not None:
-            transport._stale_cache.store(
-                self._request, self._response, b"".join(capture), transport._clock()
-            )
-        self.capture = None
-        ticket = self._ticket
-        if ticket is None:
-            return
-        duration = transport._clock() - self._started
-        if exc is None:
-            outcome: Literal["success", "failure", "ignored"] = "success"
-        elif _is_failure(exc):
-            outcome = "failure"
-        else:
-            outcome = "ignored"
-        owed, token = Emitter.collect()  # the listeners of this verdict are the reader's
-        try:
-            transport._record(
-                self._request,
-                self._host,
-                ticket,
-                outcome,
-                duration,
-                self._response.status_code,
-                None if exc is None else _error_name(exc),
-            )
-        finally:
-            Emitter.stop_collecting(token)
-        self._owed = owed
+    def _end(self, exc: BaseException | None, complete: bool = False) -> list[Awaitable[object]]:
+        on_end, self._on_end = self._on_end, None
+        if on_end is None:
+            return []
+        capture, self._capture = self._capture, None
+        body = b"".join(capture) if complete and capture is not None else None
+        return on_end(exc, body)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._stream:
-                capture = self.capture
+                capture = self._capture
                 if capture is not None:
                     self._size += len(chunk)
-                    cache = self._transport._stale_cache
-                    if cache is not None and self._size <= cache.max_entry_bytes:
+                    if self._limit is not None and self._size <= self._limit:
                         capture.append(chunk)
                     else:
-                        self.capture = None
+                        self._capture = None
                 yield chunk
         except GeneratorExit:
             raise
-        except BaseException as exc:
-            self._finish(exc)
+        except Exception as exc:  # the body failed: its listeners run, then the error
+            await _settle(self._end(exc))
             raise
-        self._finish(None, complete=True)
-        await self._drain()
+        except BaseException as exc:  # cancelled: no waiting for listeners
+            run_detached(self._end(exc))
+            raise
+        await _settle(self._end(None, complete=True))
 
     async def aclose(self) -> None:
         # httpx closes a response from its error handler when reading it failed
         # above the transport (a body that does not decode): that error, if
         # any, is the one being handled now, and judges the call
         handling = sys.exc_info()[1]
-        if isinstance(handling, Exception) and not _is_failure(handling):
+        if isinstance(handling, Exception) and not is_failure(handling):
             handling = None  # the caller's own error: the upstream did its part
         try:
             await self._stream.aclose()
         finally:
-            self._finish(handling)
-        await self._drain()
+            owed = self._end(handling)
+        if handling is None or isinstance(handling, Exception):
+            await _settle(owed)
+        else:  # closed because the reader was cancelled: no waiting for listeners
+            run_detached(owed)
 
-    async def _drain(self) -> None:
-        if self._owed:  # async listeners told of this call's verdict
-            owed, self._owed = self._owed, []
-            await Emitter.settle(owed)
+
+async def _settle(owed: list[Awaitable[object]]) -> None:
+    if owed:  # async listeners told of this call's verdict
+        await Emitter.settle(owed)

@@ -62,7 +62,8 @@ from redis.backoff import NoBackoff
 
 from ._breaker import Breaker, CircuitState, Ticket
 from ._events import in_trio
-from ._store import HasBreaker, Outcome
+from ._outcomes import Outcome
+from ._store import HasBreaker
 
 __all__ = ["RedisStateStore"]
 
