@@ -4,6 +4,7 @@ listeners, and the ``resilient_http`` log lines (never a secret)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 
 import anyio.lowlevel
 import httpx
@@ -387,3 +388,57 @@ async def test_a_self_tripped_circuit_that_never_recovers_is_not_logged_as_force
         "circuit for api.example.com:443 opened (was closed) until reset",
         "circuit for forced.example.com:443 held open by hand (was closed)",
     ]
+
+
+class _StalledBody(httpx.AsyncByteStream):
+    def __init__(self) -> None:
+        self.started = anyio.Event()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b"first;"
+        self.started.set()
+        await anyio.sleep(30)
+        yield b"never"
+
+
+async def test_a_reader_cancelled_mid_body_does_not_wait_for_listeners(
+    anyio_backend_name: str,
+) -> None:
+    """The body's verdict (ignored) sets off an async listener that would block:
+    the cancelled reader goes on at once; the listener runs in the background."""
+    gate = Gate(AttemptFinished)
+    body = _StalledBody()
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200, stream=body)),
+        listeners=[gate],
+    )
+
+    async def read(client: httpx.AsyncClient) -> None:
+        async with client.stream("GET", "https://api.example.com/") as response:
+            await response.aread()
+
+    async with httpx.AsyncClient(transport=transport) as client:
+        started = anyio.current_time()
+        if anyio_backend_name == "asyncio":
+            import asyncio
+
+            task = asyncio.ensure_future(read(client))
+            await body.started.wait()
+            task.cancel()
+            with anyio.fail_after(1.5), pytest.raises(asyncio.CancelledError):
+                await task
+        else:
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(read, client)
+                    await body.started.wait()
+                    scope.cancel()
+        assert anyio.current_time() - started < 1.5
+        with anyio.fail_after(2):
+            await gate.entered.wait()
+        gate.opened.set()
+        with anyio.fail_after(2):
+            while not gate.heard:
+                await anyio.sleep(0.001)
+    assert isinstance(gate.heard[0], AttemptFinished)
+    assert gate.heard[0].outcome == "ignored"
