@@ -1,4 +1,4 @@
-"""Issue 4: ``python -m resilient_http demo`` runs a real outage on 127.0.0.1 and
+"""``python -m resilient_http demo`` runs a real outage on 127.0.0.1 and
 shows the resilient side far better off than the plain one."""
 
 from __future__ import annotations

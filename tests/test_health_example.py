@@ -1,4 +1,4 @@
-"""Issue 4: examples/health_endpoint.py mounts ``snapshot()`` as a health
+"""``examples/health_endpoint.py`` mounts ``snapshot()`` as a health
 endpoint; its upstream here is the real test server on 127.0.0.1."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 4: listener events, their order, sync and async listeners, raising
+"""Listener events, their order, sync and async listeners, raising
 listeners, and the ``resilient_http`` log lines (never a secret)."""
 
 from __future__ import annotations

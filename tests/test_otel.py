@@ -1,4 +1,4 @@
-"""Issue 4: the OpenTelemetry listener, read back through the SDK's in-memory
+"""The OpenTelemetry listener, read back through the SDK's in-memory
 reader, and ``import resilient_http`` without OpenTelemetry."""
 
 from __future__ import annotations

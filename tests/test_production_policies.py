@@ -1,4 +1,4 @@
-"""Issue 5: rate mode, slow calls, body phase, growing break time, deadline,
+"""Rate mode, slow calls, body phase, growing break time, deadline,
 retry budget, bulkhead, per-request override, stale-while-open."""
 
 from __future__ import annotations

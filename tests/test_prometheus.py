@@ -1,4 +1,4 @@
-"""Issue 4: the Prometheus listener's text exposition (names, labels, values,
+"""The Prometheus listener's text exposition (names, labels, values,
 no secrets), eviction, and ``import resilient_http`` without prometheus-client."""
 
 from __future__ import annotations

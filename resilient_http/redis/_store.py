@@ -1,42 +1,5 @@
-"""Fleet-shared circuit breakers through Redis (extra ``redis``)::
-
-    from redis.asyncio import Redis
-    from resilient_http import ResilientClient
-    from resilient_http.redis import RedisStateStore
-
-    store = RedisStateStore(Redis.from_url("redis://redis.internal:6379/0"), quorum=2)
-    async with ResilientClient(store=store) as client:
-        ...
-
-Every process keeps its local breakers, which still take every decision on the
-request path; the store shares three things through Redis:
-
-- **failures**: each failure counted by a closed breaker is reported (off the
-  request path, by a background task). Once the fleet has reported
-  ``failure_threshold`` failures in a row (a success anywhere resets the count)
-  from at least ``quorum`` distinct processes within the breaker's ``window``,
-  the shared circuit opens. Below quorum only the processes' own breakers open.
-  In rate mode (``failure_rate``), each local trip is one process's vote.
-- **open**: an opening is published (pub/sub) and mirrored into every process's
-  breaker at once, with the time left judged on the Redis server's clock.
-- **half-open**: when the open period ends, a probe needs a lease held in Redis:
-  ``half_open_max_calls`` probes for the whole fleet. A lease expires after
-  ``lease`` seconds, so a process that dies mid-probe never wedges the fleet.
-  The probe's verdict closes (``success_threshold`` successes) or reopens the
-  shared circuit for everyone.
-
-Every transition is one Lua script (atomic on the server). Keys are
-``{prefix}:{<breaker key>}:state|reporters|leases`` with TTLs; they hold
-counters, states and process ids, never request data.
-
-The success path never waits on Redis; a success writes only when the fleet has
-failure state to reset. Redis down or slower than ``timeout``: the store logs
-one WARNING, every process runs on its local breakers, no request fails, and the
-store reconnects every ``retry_interval`` seconds and rejoins (one INFO).
-
-``redis.asyncio`` needs an asyncio event loop: under trio the transport keeps
-working on its local breakers (one WARNING).
-"""
+"""RedisStateStore: the connection, the background task and the hooks the
+transport calls. The scripts and the key layout are in ``_scripts``."""
 
 from __future__ import annotations
 
@@ -60,10 +23,11 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from ._breaker import Breaker, CircuitState, Ticket
-from ._events import in_trio
-from ._outcomes import Outcome
-from ._store import HasBreaker
+from .._breaker import Breaker, CircuitState, Ticket
+from .._events import in_trio
+from .._outcomes import Outcome
+from .._store import HasBreaker
+from . import _scripts
 
 __all__ = ["RedisStateStore"]
 
@@ -75,167 +39,6 @@ _CLOSED, _OPEN = CircuitState.CLOSED, CircuitState.OPEN
 _MAX_PENDING = 10_000
 #: Bookkeeping maps are pruned past this many keys.
 _MAX_KEYS = 4096
-
-_PRELUDE = """
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function publish(channel, state, ms, gen, key)
-  redis.call('PUBLISH', channel, string.format('%s|%d|%d|', state, ms, gen) .. key)
-end
-"""
-
-# A failure counted by a closed breaker, or (ARGV[9] == '1') a local trip vote.
-# KEYS: state, reporters, leases. ARGV: process id, failure_threshold, quorum,
-# window ms, open period ms, ttl ms, channel, breaker key, trip.
-_FAIL = (
-    _PRELUDE
-    + """
-local now = now_ms()
-local s = redis.call('HMGET', KEYS[1], 'state', 'until', 'gen')
-local gen = tonumber(s[3]) or 0
-if s[1] == 'open' then
-  return {'open', math.max(0, (tonumber(s[2]) or now) - now), gen}
-elseif s[1] == 'half_open' then
-  return {'half_open', 0, gen}
-end
-local window = tonumber(ARGV[4])
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-redis.call('PEXPIRE', KEYS[2], window)
-local threshold = tonumber(ARGV[2])
-local failures = threshold
-if ARGV[9] ~= '1' then
-  failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-end
-local ttl = tonumber(ARGV[6])
-if failures >= threshold and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then
-  gen = math.max(now, gen + 1)
-  local period = tonumber(ARGV[5])
-  redis.call('HSET', KEYS[1], 'state', 'open', 'until', now + period, 'gen', gen,
-             'failures', 0, 'successes', 0)
-  redis.call('PEXPIRE', KEYS[1], ttl + period)
-  redis.call('DEL', KEYS[2], KEYS[3])
-  publish(ARGV[7], 'open', period, gen, ARGV[8])
-  return {'open', period, gen}
-end
-if ARGV[9] == '1' then
-  return {'closed', 0, gen}
-end
-redis.call('PEXPIRE', KEYS[1], ttl)
-if failures == 1 then
-  publish(ARGV[7], 'dirty', 0, gen, ARGV[8])
-end
-return {'closed', failures, gen}
-"""
-)
-
-# A success after failures: reset the fleet's count (only while closed).
-# KEYS: state.
-_RESET = """
-local s = redis.call('HMGET', KEYS[1], 'state', 'failures')
-if (not s[1] or s[1] == 'closed') and (tonumber(s[2]) or 0) > 0 then
-  redis.call('HSET', KEYS[1], 'failures', 0)
-  return 1
-end
-return 0
-"""
-
-# A breaker wants to probe. KEYS: state, leases. ARGV: lease token,
-# half_open_max_calls, lease ms, ttl ms.
-_PROBE = (
-    _PRELUDE
-    + """
-local now = now_ms()
-local s = redis.call('HMGET', KEYS[1], 'state', 'until', 'gen')
-local gen = tonumber(s[3]) or 0
-if s[1] ~= 'open' and s[1] ~= 'half_open' then
-  return {'local', 0, gen}
-end
-if s[1] == 'open' then
-  local left = (tonumber(s[2]) or 0) - now
-  if left > 0 then
-    return {'open', left, gen}
-  end
-  redis.call('HSET', KEYS[1], 'state', 'half_open', 'successes', 0)
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local lease = tonumber(ARGV[3])
-if redis.call('ZCARD', KEYS[2]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[2], now + lease, ARGV[1])
-  if redis.call('PTTL', KEYS[2]) < lease then
-    redis.call('PEXPIRE', KEYS[2], lease)
-  end
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) + lease)
-  return {'granted', lease, gen}
-end
-local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-return {'busy', math.max(1, tonumber(first[2]) - now), gen}
-"""
-)
-
-# A probe's verdict, or ('ignored') a lease given back unused: a cancelled probe,
-# or one whose grant never reached its caller. KEYS: state, leases, reporters.
-# ARGV: lease token, gen, outcome, success_threshold, open period ms, ttl ms,
-# channel, breaker key.
-_PROBE_DONE = (
-    _PRELUDE
-    + """
-local now = now_ms()
-local released = redis.call('ZREM', KEYS[2], ARGV[1])
-local s = redis.call('HMGET', KEYS[1], 'state', 'gen')
-local gen = tonumber(s[2]) or 0
-if ARGV[3] == 'ignored' then
-  if released == 1 and s[1] == 'half_open' then
-    publish(ARGV[7], 'free', 0, gen, ARGV[8])
-  end
-  return {'free', 0, gen}
-end
-if s[1] ~= 'half_open' or gen ~= tonumber(ARGV[2]) then
-  return {'stale', 0, gen}
-end
-local ttl = tonumber(ARGV[6])
-if ARGV[3] == 'success' then
-  if redis.call('HINCRBY', KEYS[1], 'successes', 1) < tonumber(ARGV[4]) then
-    return {'half_open', 0, gen}
-  end
-  gen = math.max(now, gen + 1)
-  redis.call('HSET', KEYS[1], 'state', 'closed', 'gen', gen, 'failures', 0, 'successes', 0)
-  redis.call('HDEL', KEYS[1], 'until')
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('DEL', KEYS[2], KEYS[3])
-  publish(ARGV[7], 'closed', 0, gen, ARGV[8])
-  return {'closed', 0, gen}
-elseif ARGV[3] == 'failure' then
-  gen = math.max(now, gen + 1)
-  local period = tonumber(ARGV[5])
-  redis.call('HSET', KEYS[1], 'state', 'open', 'until', now + period, 'gen', gen, 'successes', 0)
-  redis.call('PEXPIRE', KEYS[1], ttl + period)
-  redis.call('DEL', KEYS[2])
-  publish(ARGV[7], 'open', period, gen, ARGV[8])
-  return {'open', period, gen}
-end
-return {'half_open', 0, gen}
-"""
-)
-
-# The shared state of one breaker. KEYS: state.
-_FETCH = (
-    _PRELUDE
-    + """
-local now = now_ms()
-local s = redis.call('HMGET', KEYS[1], 'state', 'until', 'gen')
-local gen = tonumber(s[3]) or 0
-if s[1] == 'open' then
-  return {'open', math.max(0, (tonumber(s[2]) or now) - now), gen}
-elseif s[1] == 'half_open' then
-  return {'half_open', 0, gen}
-end
-return {'closed', 0, gen}
-"""
-)
-
 
 #: Longest duration sent to Redis (ten years): ``recovery_timeout=inf`` (open
 #: until reset) or ``window=inf`` become this, never an overflow.
@@ -347,11 +150,11 @@ class RedisStateStore:
         self.ttl = _positive("ttl", ttl)
         self._redis = redis
         self._channel = f"{prefix}:events"
-        self._fail = redis.register_script(_FAIL)
-        self._reset = redis.register_script(_RESET)
-        self._probe = redis.register_script(_PROBE)
-        self._probe_done = redis.register_script(_PROBE_DONE)
-        self._fetch = redis.register_script(_FETCH)
+        self._fail = redis.register_script(_scripts.FAIL)
+        self._reset = redis.register_script(_scripts.RESET)
+        self._probe = redis.register_script(_scripts.PROBE)
+        self._probe_done = redis.register_script(_scripts.PROBE_DONE)
+        self._fetch = redis.register_script(_scripts.FETCH)
         self._maps: list[Mapping[str, HasBreaker]] = []
         # idle -> connecting -> up <-> down (-> idle again on aclose). Stays idle,
         # and every breaker local, when used without an asyncio loop (trio).
