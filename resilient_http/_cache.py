@@ -11,21 +11,40 @@ import httpx
 __all__ = ["StaleCache"]
 
 
+#: A URL as the cache tells them apart: scheme, userinfo, host, port, path+query.
+_Key = tuple[str, bytes, bytes, "int | None", bytes]
+
+
 @dataclass(slots=True)
 class _Entry:
     status: int
-    headers: list[tuple[bytes, bytes]]
+    headers: httpx.Headers  # the response's own (copied when served, never when stored)
     body: bytes
     stored_at: float
     vary: tuple[tuple[str, str | None], ...]
 
 
-def _directives(headers: httpx.Headers) -> set[str]:
-    return {
-        part.strip().split("=", 1)[0].lower()
-        for value in headers.get_list("cache-control")
-        for part in value.split(",")
-    }
+def _directives(values: list[str]) -> set[str]:
+    """The directive names of ``Cache-Control`` header values."""
+    return {part.strip().split("=", 1)[0].lower() for value in values for part in value.split(",")}
+
+
+#: Request headers that forbid storing (private answers, or a part of the resource).
+_PRIVATE_REQUEST = frozenset({"authorization", "cookie", "range"})
+
+
+def _by_name(headers: httpx.Headers, names: frozenset[str]) -> dict[str, list[str]]:
+    """The values of the named headers, in one pass (each ``headers[name]``
+    lookup would scan and decode the whole list again)."""
+    found: dict[str, list[str]] = {}
+    for name, value in headers.multi_items():
+        if name in names:
+            found.setdefault(name, []).append(value)
+    return found
+
+
+_REQUEST_NAMES = _PRIVATE_REQUEST | {"cache-control"}
+_RESPONSE_NAMES = frozenset({"set-cookie", "vary", "cache-control", "content-length"})
 
 
 class StaleCache:
@@ -71,7 +90,7 @@ class StaleCache:
         self.max_entry_bytes = max_entry_bytes
         self.max_age = float(max_age)
         self.max_total_bytes = max_total_bytes
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -86,28 +105,30 @@ class StaleCache:
         self._bytes = 0
 
     @staticmethod
-    def _key(url: httpx.URL) -> str:
-        return str(url.copy_with(fragment=None))
+    def _key(url: httpx.URL) -> _Key:
+        # the URL's parts as httpx already holds them (no re-parsing); the
+        # fragment is not among them, userinfo is kept apart
+        return (url.scheme, url.userinfo, url.raw_host, url.port, url.raw_path)
 
     def storable(self, request: httpx.Request, response: httpx.Response) -> bool:
         """May this response be remembered? Checked on the status line."""
         if request.method != "GET" or not 200 <= response.status_code < 300:
             return False
-        request_headers = request.headers
-        if response.status_code == 206 or "range" in request_headers:
+        if response.status_code == 206:
             return False  # a part of the resource must never answer for the whole
-        if "authorization" in request_headers or "cookie" in request_headers:
+        asked = _by_name(request.headers, _REQUEST_NAMES)
+        if not _PRIVATE_REQUEST.isdisjoint(asked):
+            return False  # private (Authorization, Cookie) or partial (Range)
+        if "no-store" in _directives(asked.get("cache-control", [])):
             return False
-        if "no-store" in _directives(request_headers):
+        answered = _by_name(response.headers, _RESPONSE_NAMES)
+        if "set-cookie" in answered or any("*" in v for v in answered.get("vary", ())):
             return False
-        headers = response.headers
-        if "set-cookie" in headers or "*" in headers.get("vary", ""):
-            return False
-        directives = _directives(headers)
+        directives = _directives(answered.get("cache-control", []))
         if "no-store" in directives or "private" in directives:
             return False
-        length = headers.get("content-length")
-        return not (length is not None and length.isdigit() and int(length) > self.max_entry_bytes)
+        lengths = answered.get("content-length", [])
+        return not any(n.isdigit() and int(n) > self.max_entry_bytes for n in lengths)
 
     def store(
         self, request: httpx.Request, response: httpx.Response, body: bytes, now: float
@@ -124,9 +145,7 @@ class StaleCache:
         old = self._entries.pop(key, None)
         if old is not None:
             self._bytes -= len(old.body)
-        self._entries[key] = _Entry(
-            response.status_code, list(response.headers.raw), body, now, vary
-        )
+        self._entries[key] = _Entry(response.status_code, response.headers, body, now, vary)
         self._bytes += len(body)
         while self._entries and (
             len(self._entries) > self.max_entries or self._bytes > self.max_total_bytes
@@ -151,7 +170,7 @@ class StaleCache:
             return None
         if any(request.headers.get(name) != value for name, value in entry.vary):
             return None
-        headers = httpx.Headers(entry.headers)
+        headers = entry.headers.copy()
         previous = headers.get("age", "")
         # ASCII digits only: a latin-1 "²" passes str.isdigit() and fails int()
         base = int(previous) if previous.isascii() and previous.isdigit() else 0

@@ -884,11 +884,14 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     # -- rejection ------------------------------------------------------------------
 
     async def _acquire(self, semaphore: anyio.Semaphore, max_wait: float) -> bool:
-        if max_wait <= 0:
-            try:
-                semaphore.acquire_nowait()
-            except anyio.WouldBlock:
+        # A free slot is taken at once: no timer, no trip through the event loop
+        # (``Semaphore.acquire`` checkpoints even when a slot is free).
+        try:
+            semaphore.acquire_nowait()
+        except anyio.WouldBlock:
+            if max_wait <= 0:
                 return False
+        else:
             return True
         with anyio.move_on_after(max_wait):
             await semaphore.acquire()

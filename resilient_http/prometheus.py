@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 try:
     from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -120,36 +121,43 @@ class PrometheusMetrics:
             registry=registry,
             buckets=Histogram.DEFAULT_BUCKETS if buckets is None else tuple(buckets),
         )
-        self._hosts: set[str] = set()
+        # each host's labelled series, looked up once (``labels()`` costs
+        # microseconds per call); dropped with the host on eviction
+        self._hosts: dict[str, _Series] = {}
+
+    def _series(self, host: str) -> _Series:
+        series = self._hosts.get(host)
+        if series is None:
+            # First sight of this host: a new breaker starts closed.
+            series = self._hosts[host] = _Series(self, host)
+            series.state.set(0)
+        return series
 
     def __call__(self, event: Event) -> None:
         host = event.host
-        if isinstance(event, BreakerEvicted):
-            self._forget(host)
-            return
-        if isinstance(event, StateChanged):
-            self._hosts.add(host)
-            self._state.labels(host).set(STATE_VALUES[event.new])
-            if event.new is CircuitState.OPEN:
-                self._opened.labels(host).inc()
-            return
-        if host not in self._hosts:
-            # First sight of this host: a new breaker starts closed.
-            self._hosts.add(host)
-            self._state.labels(host).set(0)
         if isinstance(event, AttemptFinished):
             if event.outcome != "ignored":  # cancelled, or the caller's own error
-                self._requests.labels(host, event.outcome).inc()
-                self._duration.labels(host).observe(event.duration)
+                series = self._series(host)
+                series.outcome(event.outcome).inc()
+                series.duration.observe(event.duration)
+            else:
+                self._series(host)
+        elif isinstance(event, StateChanged):
+            series = self._series(host)
+            series.state.set(STATE_VALUES[event.new])
+            if event.new is CircuitState.OPEN:
+                series.opened.inc()
+        elif isinstance(event, BreakerEvicted):
+            self._forget(host)
         elif isinstance(event, RetryScheduled):
-            self._retries.labels(host).inc()
+            self._series(host).retries.inc()
         elif isinstance(event, CallRejected):
-            self._requests.labels(host, "rejected").inc()
+            self._series(host).outcome("rejected").inc()
         elif isinstance(event, FallbackServed):
-            self._requests.labels(host, "fallback").inc()
+            self._series(host).outcome("fallback").inc()
 
     def _forget(self, host: str) -> None:
-        self._hosts.discard(host)
+        self._hosts.pop(host, None)
         series: list[tuple[Gauge | Counter | Histogram, tuple[str, ...]]] = [
             (self._state, (host,)),
             (self._opened, (host,)),
@@ -161,3 +169,24 @@ class PrometheusMetrics:
             # prometheus-client < 0.20 raises KeyError for a series never set.
             with contextlib.suppress(KeyError):
                 metric.remove(*labels)
+
+
+class _Series:
+    """One host's labelled children of every metric."""
+
+    __slots__ = ("_metrics", "_outcomes", "duration", "host", "opened", "retries", "state")
+
+    def __init__(self, metrics: PrometheusMetrics, host: str) -> None:
+        self._metrics = metrics
+        self.host = host
+        self.state = metrics._state.labels(host)
+        self.opened = metrics._opened.labels(host)
+        self.retries = metrics._retries.labels(host)
+        self.duration = metrics._duration.labels(host)
+        self._outcomes: dict[str, Any] = {}
+
+    def outcome(self, outcome: str) -> Any:
+        child = self._outcomes.get(outcome)
+        if child is None:
+            child = self._outcomes[outcome] = self._metrics._requests.labels(self.host, outcome)
+        return child
