@@ -16,6 +16,7 @@ from ._exceptions import BulkheadFullError as BulkheadFullError
 from ._exceptions import CircuitOpenError as CircuitOpenError
 from ._exceptions import DeadlineExceeded as DeadlineExceeded
 from ._exceptions import RejectedError as RejectedError
+from ._fallbacks import service_unavailable as service_unavailable
 from ._policy import BreakerPolicy as BreakerPolicy
 from ._policy import Policy as Policy
 from ._policy import RetryBudget as RetryBudget
@@ -51,4 +52,5 @@ __all__ = [
     "StateChanged",
     "StateStore",
     "__version__",
+    "service_unavailable",
 ]

@@ -6,11 +6,11 @@ Every rejection is an ``httpx.TransportError``, so code that already handles
     httpx.HTTPError
     └── httpx.RequestError
         └── httpx.TransportError
-            └── RejectedError            the call never reached the upstream
-                ├── CircuitOpenError     the host's circuit is open (or half-open and busy)
-                └── BulkheadFullError    no free concurrency slot within ``max_wait``
-    └── httpx.TimeoutException
-        └── DeadlineExceeded             ``RetryPolicy.deadline`` ran out
+            ├── RejectedError            the call never reached the upstream
+            │   ├── CircuitOpenError     the host's circuit is open (or half-open and busy)
+            │   └── BulkheadFullError    no free concurrency slot within ``max_wait``
+            └── httpx.TimeoutException
+                └── DeadlineExceeded     ``RetryPolicy.deadline`` ran out
 
 Rejections are never counted as breaker failures.
 """

@@ -19,6 +19,7 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
 from typing import Any, NoReturn, TypeVar, overload
 
 import anyio
@@ -61,6 +62,7 @@ RETAIN_LIMIT = 256 * 1024
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+_T = TypeVar("_T", bound="ResilientTransport")
 
 # Specificity ranks: explicit host:port > host > wildcard (longer first) > default.
 _Rank = tuple[int, int, int]
@@ -319,10 +321,31 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close the inner transport (and detach from a shared store)."""
         try:
-            if self._store is not None:
-                await self._store.detach(self._hosts)
+            await self._detach()
         finally:
             await self._inner.aclose()
+
+    async def __aenter__(self: _T) -> _T:
+        """Enter the inner transport too, as ``async with httpx.AsyncClient(...)``
+        would have entered it without this layer."""
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        """Exit the inner transport (which closes it), after leaving a shared store."""
+        try:
+            await self._detach()
+        finally:
+            await self._inner.__aexit__(exc_type, exc_value, traceback)
+
+    async def _detach(self) -> None:
+        if self._store is not None:
+            await self._store.detach(self._hosts)
 
     def _sync_use(self, *args: object) -> NoReturn:
         raise TypeError(

@@ -24,10 +24,12 @@ from resilient_http import (
     FallbackServed,
     Policy,
     RejectedError,
+    ResilientClient,
     ResilientTransport,
     RetryPolicy,
     RetryScheduled,
     StateChanged,
+    service_unavailable,
 )
 from resilient_http.testing import FakeClock
 
@@ -953,3 +955,75 @@ def test_an_async_transport_in_a_sync_client_says_what_to_use(use: str) -> None:
     client = httpx.Client(transport=transport)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"httpx\.AsyncClient.*not httpx\.Client"):
         _use_sync(client, use)
+
+
+class _Recording(httpx.AsyncBaseTransport):
+    """An inner transport that records how its lifetime is managed."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200)
+
+    async def __aenter__(self) -> _Recording:
+        self.calls.append("__aenter__")
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        self.calls.append("__aexit__")
+
+    async def aclose(self) -> None:
+        self.calls.append("aclose")
+
+
+async def test_a_client_used_as_a_context_manager_enters_and_exits_the_inner_transport() -> None:
+    """README: a drop-in. httpx's client enters and exits its transport; through
+    this layer the inner transport sees exactly that, as it would without it."""
+    inner = _Recording()
+    async with httpx.AsyncClient(transport=ResilientTransport(inner)) as client:
+        assert inner.calls == ["__aenter__"]
+        assert (await client.get("https://api.example.com/")).status_code == 200
+    assert inner.calls == ["__aenter__", "__aexit__"]
+
+    inner = _Recording()
+    async with ResilientClient(transport=inner):
+        pass
+    assert inner.calls == ["__aenter__", "__aexit__"]
+
+    inner = _Recording()
+    client = httpx.AsyncClient(transport=ResilientTransport(inner))
+    await client.aclose()  # no context manager: closing is aclose()
+    assert inner.calls == ["aclose"]
+
+
+async def test_service_unavailable_answers_an_open_circuit_with_a_503_sdks_do_not_retry(
+    clock: FakeClock,
+) -> None:
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(500)),
+        policy=Policy(
+            breaker=BreakerPolicy(failure_threshold=1, recovery_timeout=12.3),
+            retry=RetryPolicy(attempts=1),
+        ),
+        clock=clock,
+    )
+    transport.fallback("*.example.com", service_unavailable)
+    async with httpx.AsyncClient(transport=transport) as client:
+        assert (await client.get("https://api.example.com/x?token=secret")).status_code == 500
+        response = await client.get("https://api.example.com/x?token=secret")
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "13"  # whole seconds, rounded up
+        assert response.headers["x-should-retry"] == "false"
+        assert response.json() == {
+            "error": "circuit_open",
+            "host": "api.example.com:443",
+            "retry_after": 12.3,
+        }
+        assert "secret" not in response.text
+        assert response.extensions["resilient_http.fallback"] == "circuit_open"
+        transport.breaker("https://held.example.com/").force_open()
+        held = await client.get("https://held.example.com/")
+        assert held.status_code == 503
+        assert "retry-after" not in held.headers  # held open by hand: no time to give
+        assert held.headers["x-should-retry"] == "false"
