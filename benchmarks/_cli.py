@@ -110,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if why and needs_server:
             _progress(f"no real server: {why}")
         sections = asyncio.run(_run(settings, only, port, why))
+    for section in sections:
+        section.judged = not args.quick
     info["seconds"] = round(time.perf_counter() - started, 1)
     info["load_average_end"] = machine()["load_average"]
 

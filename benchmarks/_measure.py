@@ -107,6 +107,8 @@ class Section:
     params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     skipped: str | None = None
+    #: False for a ``--quick`` run: too few samples to say whether a target is met.
+    judged: bool = True
 
     def row(self, name: str) -> Row | None:
         return next((r for r in self.rows if r.name == name), None)

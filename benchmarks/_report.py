@@ -124,8 +124,9 @@ def section_markdown(section: Section) -> str:
         target = targets.get(row.name)
         verdict = ""
         if target is not None:
-            met = target.met(section)
-            verdict = f"{target.op} {target.limit:g}: {_VERDICT[met]}"
+            met = target.met(section) if section.judged else None
+            word = _VERDICT[met] if section.judged else "not judged (--quick)"
+            verdict = f"{target.op} {target.limit:g}: {word}"
         lines.append(f"| {name} | {value} | {ratio} | {verdict} |")
     lines.append("")
     for note in section.notes:

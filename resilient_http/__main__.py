@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ._demo import DEFAULT_DURATION
+    from ._demo import DEFAULT_DURATION, MAX_DURATION, MIN_DURATION
 
     parser = argparse.ArgumentParser(
         prog="python -m resilient_http",
@@ -27,12 +27,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=DEFAULT_DURATION,
         metavar="SECONDS",
-        help=f"seconds of traffic (default {DEFAULT_DURATION:g})",
+        help=f"seconds of traffic, {MIN_DURATION:g} to {MAX_DURATION:g} "
+        f"(default {DEFAULT_DURATION:g})",
     )
     demo.add_argument(
-        "--json", action="store_true", help="print only the summary, as one JSON object"
+        "--json",
+        action="store_true",
+        help="print the summary as one JSON object on stdout (progress goes to stderr)",
     )
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # name the command's own usage, not the top level's
+        demo.error(f"unrecognized arguments: {' '.join(unknown)}")
     from ._demo import run
 
     return run(args.duration, as_json=args.json)

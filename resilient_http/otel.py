@@ -46,7 +46,8 @@ try:
     from opentelemetry import metrics as otel_metrics
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
-        "resilient_http.otel needs opentelemetry-api: pip install 'resilient-http[otel]'"
+        "resilient_http.otel needs opentelemetry-api: pip install 'resilient-http[otel]' "
+        "(from a checkout: pip install '.[otel]')"
     ) from exc
 
 from . import __version__

@@ -43,7 +43,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
         "resilient_http.prometheus needs prometheus-client: "
-        "pip install 'resilient-http[prometheus]'"
+        "pip install 'resilient-http[prometheus]' (from a checkout: pip install '.[prometheus]')"
     ) from exc
 
 from ._breaker import CircuitState

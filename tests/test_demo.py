@@ -38,6 +38,7 @@ def demo(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 def summary() -> dict[str, Any]:
     result = demo("--duration", "8", "--json")
     assert result.returncode == 0, result.stderr
+    assert "t=" in result.stderr  # the progress, kept off stdout
     data: dict[str, Any] = json.loads(result.stdout)  # stdout is one JSON object, nothing else
     return data
 
@@ -79,6 +80,19 @@ def test_progress_is_plain_lines_when_stdout_is_not_a_terminal() -> None:
     assert all("plain:" in line and "resilient:" in line for line in progress)
     assert "caller latency p99" in out
     assert "calls that reached the sick inventory" in out
+
+
+def test_help_names_the_duration_bounds() -> None:
+    result = demo("--help", timeout=30)
+    assert result.returncode == 0
+    assert "4 to 600" in result.stdout
+
+
+def test_an_unknown_option_shows_the_demo_usage() -> None:
+    result = demo("--bogus", timeout=30)
+    assert result.returncode == 2
+    assert "usage: python -m resilient_http demo" in result.stderr
+    assert "unrecognized arguments: --bogus" in result.stderr
 
 
 @pytest.mark.parametrize("duration", ["1", "-5", "1e9"])

@@ -51,7 +51,7 @@ from ._scenario import (
 )
 from ._upstream import FlakyUpstream
 
-__all__ = ["DEFAULT_DURATION", "run"]
+__all__ = ["DEFAULT_DURATION", "MAX_DURATION", "MIN_DURATION", "run"]
 
 
 def conduct(duration: float, out: TextIO | None) -> dict[str, Any]:
@@ -160,8 +160,9 @@ def _stderr(side: SideResult) -> str:
 
 
 def run(duration: float = DEFAULT_DURATION, *, as_json: bool = False) -> int:
-    """Run the demo; print live progress and the summary, or (``as_json``) only
-    the summary as one JSON object. Returns the exit status."""
+    """Run the demo; print live progress and the summary, or (``as_json``) the
+    summary as one JSON object on stdout and the progress on stderr. Returns the
+    exit status."""
     if not MIN_DURATION <= duration <= MAX_DURATION:
         print(
             f"--duration must be between {MIN_DURATION:g} and {MAX_DURATION:g} seconds, "
@@ -170,7 +171,8 @@ def run(duration: float = DEFAULT_DURATION, *, as_json: bool = False) -> int:
         )
         return 2
     try:
-        result = conduct(duration, None if as_json else sys.stdout)
+        # with --json, stdout carries the summary alone; the progress goes to stderr
+        result = conduct(duration, sys.stderr if as_json else sys.stdout)
     except RuntimeError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
