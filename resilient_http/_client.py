@@ -9,6 +9,7 @@ import httpx
 
 from ._events import Event, Listener
 from ._policy import Policy
+from ._routing import Router, environment_proxies
 from ._store import StateStore
 from ._transport import ResilientTransport
 
@@ -34,8 +35,12 @@ class ResilientClient(httpx.AsyncClient):
     ``policy``, ``hosts``, ``listeners`` and ``store`` configure that transport. ``transport``
     is the inner transport (by default an ``httpx.AsyncHTTPTransport`` built from
     ``verify``, ``cert``, ``http1``, ``http2``, ``limits`` and ``proxy``), or a
-    ready ``ResilientTransport``, used as it is. Every other keyword goes to
-    ``httpx.AsyncClient``; ``timeout`` defaults to
+    ready ``ResilientTransport``, used as it is. Every route goes through that
+    one transport, so every route has breakers keyed by the origin: ``mounts``
+    (httpx's patterns and precedence) and, with ``trust_env`` (the default) and
+    no ``proxy``, the proxies from ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/
+    ``NO_PROXY``, as a plain ``httpx.AsyncClient`` would use them. Every other
+    keyword goes to ``httpx.AsyncClient``; ``timeout`` defaults to
     :data:`DEFAULT_TIMEOUT`.
     """
 
@@ -48,6 +53,7 @@ class ResilientClient(httpx.AsyncClient):
         listeners: Iterable[Listener | Callable[[Event], object]] = (),
         store: StateStore | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        mounts: Mapping[str, httpx.AsyncBaseTransport | None] | None = None,
         **kwargs: Any,
     ) -> None:
         transport_kwargs = {k: kwargs.pop(k) for k in _TRANSPORT_KWARGS if k in kwargs}
@@ -59,25 +65,21 @@ class ResilientClient(httpx.AsyncClient):
                 or tuple(listeners)
                 or store is not None
                 or transport_kwargs
+                or mounts
             ):
                 raise TypeError(
                     "transport is already a ResilientTransport: configure policy, hosts, "
-                    "listeners, store and connection settings on it, not on ResilientClient"
+                    "listeners, store, mounts and connection settings on it, not on "
+                    "ResilientClient"
                 )
             self._resilient = transport
             super().__init__(transport=transport, timeout=timeout, **kwargs)
             return
-        if transport is None:
-            transport = httpx.AsyncHTTPTransport(
-                trust_env=kwargs.get("trust_env", True), **transport_kwargs
-            )
-        elif transport_kwargs:
-            raise TypeError(
-                f"{', '.join(sorted(transport_kwargs))} configure the default transport; "
-                "set them on the transport you pass instead"
-            )
+        inner = _inner_transport(
+            transport, dict(mounts or {}), kwargs.get("trust_env", True), transport_kwargs
+        )
         self._resilient = ResilientTransport(
-            transport, policy=policy, hosts=hosts, listeners=listeners, store=store
+            inner, policy=policy, hosts=hosts, listeners=listeners, store=store
         )
         super().__init__(transport=self._resilient, timeout=timeout, **kwargs)
 
@@ -85,3 +87,33 @@ class ResilientClient(httpx.AsyncClient):
     def transport(self) -> ResilientTransport:
         """The :class:`ResilientTransport` every request goes through."""
         return self._resilient
+
+
+def _inner_transport(
+    transport: httpx.AsyncBaseTransport | None,
+    mounts: dict[str, httpx.AsyncBaseTransport | None],
+    trust_env: bool,
+    transport_kwargs: dict[str, Any],
+) -> httpx.AsyncBaseTransport:
+    """What the ``ResilientTransport`` wraps: the default transport, or a router
+    over it, the ``mounts`` and, as httpx would (``trust_env``, no explicit
+    ``proxy``), the proxies from the environment. Every route is then guarded."""
+    if transport is None:
+        transport = httpx.AsyncHTTPTransport(trust_env=trust_env, **transport_kwargs)
+        if trust_env and transport_kwargs.get("proxy") is None:
+            settings = {k: v for k, v in transport_kwargs.items() if k != "proxy"}
+            for pattern, proxy in environment_proxies().items():
+                mounts.setdefault(
+                    pattern,
+                    None
+                    if proxy is None
+                    else httpx.AsyncHTTPTransport(
+                        trust_env=trust_env, proxy=httpx.Proxy(proxy), **settings
+                    ),
+                )
+    elif transport_kwargs:
+        raise TypeError(
+            f"{', '.join(sorted(transport_kwargs))} configure the default transport; "
+            "set them on the transport you pass instead"
+        )
+    return Router(transport, mounts) if mounts else transport

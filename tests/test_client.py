@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import ssl
+from collections.abc import Iterator
 
 import httpcore
 import httpx
@@ -20,6 +21,17 @@ from resilient_http import (
     RetryPolicy,
     StateChanged,
 )
+
+from .faults import start_faults
+from .server import LiveServer
+
+
+@pytest.fixture(scope="module")
+def fault_proxy() -> Iterator[int]:
+    """The fault server as a forward proxy: it answers absolute-form requests
+    (``GET http://origin/path``) by their path, as any of its routes."""
+    with start_faults() as server:
+        yield server.port
 
 
 class Upstream(httpx.AsyncBaseTransport):
@@ -185,3 +197,72 @@ async def test_aclose_closes_the_inner_transport() -> None:
     client = ResilientClient(transport=upstream)
     await client.aclose()
     assert upstream.closed
+
+
+# -- every route through the one transport --------------------------------------------
+
+
+async def test_mounted_routes_go_through_the_breaker() -> None:
+    """README: ``mounts=`` routes are guarded like the rest (httpx alone would send
+    them around ``transport=``), and ``client.transport`` reaches their breakers."""
+    mounted_hits = 0
+
+    def mounted(request: httpx.Request) -> httpx.Response:
+        nonlocal mounted_hits
+        mounted_hits += 1
+        return httpx.Response(503)
+
+    client = ResilientClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200)),
+        mounts={"https://mounted.example.com": httpx.MockTransport(mounted)},
+        policy=Policy(breaker=BreakerPolicy(failure_threshold=1), retry=RetryPolicy(attempts=1)),
+    )
+    async with client:
+        assert (await client.get("https://mounted.example.com/")).status_code == 503
+        with pytest.raises(CircuitOpenError):
+            await client.get("https://mounted.example.com/")
+        assert (await client.get("https://other.example.com/")).status_code == 200
+    assert mounted_hits == 1
+    assert client.transport.breaker("https://mounted.example.com/").state is CircuitState.OPEN
+
+
+async def test_proxies_from_the_environment_are_used_and_breakers_key_the_origin(
+    monkeypatch: pytest.MonkeyPatch, fault_proxy: int
+) -> None:
+    """``HTTP_PROXY`` is honoured as httpx would honour it, below the breaker:
+    the request reaches the proxy, and the breaker is the origin's."""
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{fault_proxy}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    policy = Policy(breaker=BreakerPolicy(failure_threshold=1), retry=RetryPolicy(attempts=1))
+    async with ResilientClient(policy=policy) as client:
+        # origin.invalid never resolves: only the proxy can answer
+        response = await client.get("http://origin.invalid/status/503")
+        assert response.status_code == 503
+        assert set(client.transport.snapshot()) == {"origin.invalid:80"}
+        assert client.transport.snapshot()["origin.invalid:80"]["state"] == "open"
+
+
+async def test_no_proxy_hosts_are_reached_directly(
+    monkeypatch: pytest.MonkeyPatch, live: LiveServer
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    async with ResilientClient() as client:
+        assert (await client.get(f"{live.url}/status/200")).status_code == 200
+
+
+async def test_trust_env_false_ignores_environment_proxies(
+    monkeypatch: pytest.MonkeyPatch, live: LiveServer
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    async with ResilientClient(trust_env=False) as client:
+        assert (await client.get(f"{live.url}/status/200")).status_code == 200
+
+
+def test_a_ready_resilient_transport_takes_no_mounts() -> None:
+    with pytest.raises(TypeError, match="mounts"):
+        ResilientClient(
+            transport=ResilientTransport(httpx.MockTransport(lambda r: httpx.Response(200))),
+            mounts={"all://": None},
+        )

@@ -1,0 +1,142 @@
+"""Routes below the breaker: mounts and proxies from the environment.
+
+``httpx.AsyncClient(transport=...)`` sends ``mounts=`` routes around the given
+transport, and drops the proxies ``trust_env`` would read from ``HTTP_PROXY``,
+``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY``. ``ResilientClient`` keeps both
+by choosing among them *inside* its one ``ResilientTransport``: every route is
+guarded, and breakers stay keyed by the origin, never the proxy.
+
+The patterns and their precedence are httpx's (``"all://"``, ``"https://"``,
+``"http://example.com"``, ``"all://*example.com"``, ``"all://*.example.com"``,
+``"https://example.com:8443"``): a pattern with a port first, then the longest
+host, then the longest scheme.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.request
+from collections.abc import Mapping
+from types import TracebackType
+
+import httpx
+
+__all__ = ["Router", "environment_proxies"]
+
+
+class _Pattern:
+    __slots__ = ("host", "port", "priority", "scheme", "text")
+
+    def __init__(self, text: str) -> None:
+        if "://" not in text:
+            raise ValueError(
+                f"mount pattern {text!r} must look like 'scheme://' or 'scheme://host'"
+            )
+        url = httpx.URL(text)
+        self.text = text
+        self.scheme = url.scheme
+        self.host = "" if url.host == "*" else url.host
+        self.port = url.port
+        self.priority = (0 if self.port is not None else 1, -len(self.host), -len(self.scheme))
+
+    def matches(self, url: httpx.URL) -> bool:
+        if self.scheme != "all" and self.scheme != url.scheme:
+            return False
+        if self.port is not None and self.port != url.port:
+            return False
+        host = self.host
+        if not host:
+            return True
+        if host.startswith("*."):  # subdomains only
+            return url.host.endswith(host[1:])
+        if host.startswith("*"):  # the domain and its subdomains
+            return url.host == host[1:] or url.host.endswith("." + host[1:])
+        return url.host == host
+
+
+class Router(httpx.AsyncBaseTransport):
+    """Sends each request to the transport of the most specific matching
+    pattern (``None``: the default transport), else to the default one."""
+
+    def __init__(
+        self,
+        default: httpx.AsyncBaseTransport,
+        routes: Mapping[str, httpx.AsyncBaseTransport | None],
+    ) -> None:
+        self.default = default
+        for text, transport in routes.items():
+            if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+                raise TypeError(
+                    f"mounts[{text!r}] must be an httpx.AsyncBaseTransport or None, "
+                    f"got {type(transport).__name__}"
+                )
+        self.routes = sorted(
+            ((_Pattern(text), transport) for text, transport in routes.items()),
+            key=lambda route: route[0].priority,
+        )
+
+    def transport_for(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
+        for pattern, transport in self.routes:
+            if pattern.matches(url):
+                return self.default if transport is None else transport
+        return self.default
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.transport_for(request.url).handle_async_request(request)
+
+    def _all(self) -> list[httpx.AsyncBaseTransport]:
+        seen: list[httpx.AsyncBaseTransport] = [self.default]
+        for _, transport in self.routes:
+            if transport is not None and all(transport is not t for t in seen):
+                seen.append(transport)
+        return seen
+
+    async def __aenter__(self) -> Router:
+        for transport in self._all():
+            await transport.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        for transport in self._all():
+            await transport.__aexit__(exc_type, exc_value, traceback)
+
+    async def aclose(self) -> None:
+        for transport in self._all():
+            await transport.aclose()
+
+
+def environment_proxies() -> dict[str, str | None]:
+    """The proxies ``trust_env`` reads (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY``, ``NO_PROXY``), as mount patterns: a proxy URL, or ``None``
+    for a host that must be reached directly. Read the way httpx reads them."""
+    info = urllib.request.getproxies()
+    mounts: dict[str, str | None] = {}
+    for scheme in ("http", "https", "all"):
+        proxy = info.get(scheme)
+        if proxy:
+            mounts[f"{scheme}://"] = proxy if "://" in proxy else f"http://{proxy}"
+    for host in (h.strip() for h in info.get("no", "").split(",")):
+        if host == "*":
+            return {}
+        if not host:
+            continue
+        if "://" in host:
+            mounts[host] = None
+        elif _is_ip(host) or host.lower() == "localhost":
+            mounts[f"all://{host}" if ":" not in host else f"all://[{host}]"] = None
+        else:
+            mounts[f"all://*{host}"] = None
+    return mounts
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
