@@ -12,14 +12,33 @@ An attempt's verdict is one :data:`Outcome`:
 
 from __future__ import annotations
 
-from collections.abc import Container
+import logging
+from collections.abc import Callable, Container
 from typing import Literal, TypeAlias
 
 import httpx
 
-__all__ = ["FAILURE_ERRORS", "Outcome", "error_outcome", "is_failure", "status_outcome"]
+__all__ = [
+    "FAILURE_ERRORS",
+    "Classifier",
+    "Outcome",
+    "classified",
+    "error_outcome",
+    "is_failure",
+    "status_outcome",
+]
 
 Outcome: TypeAlias = Literal["success", "failure", "ignored"]
+
+#: ``BreakerPolicy(classify=...)``: ``fn(request, response_or_error)`` returns
+#: ``"failure"``, ``"success"``, ``"ignored"``, or ``None`` for the default verdict.
+#: A response is given at its status line: its body is never read for this.
+Classifier: TypeAlias = Callable[
+    [httpx.Request, "httpx.Response | BaseException"], "Outcome | None"
+]
+
+_OUTCOMES = frozenset({"success", "failure", "ignored"})
+logger = logging.getLogger("resilient_http")
 
 #: Errors that are the upstream's fault.
 FAILURE_ERRORS = (
@@ -43,3 +62,30 @@ def error_outcome(exc: BaseException) -> Outcome:
 
 def status_outcome(status: int, failure_statuses: Container[int]) -> Outcome:
     return "failure" if status in failure_statuses else "success"
+
+
+def classified(
+    classify: Classifier,
+    request: httpx.Request,
+    subject: httpx.Response | BaseException,
+    default: Outcome,
+) -> Outcome:
+    """The user's verdict on an attempt, or ``default`` when it has none. A
+    classifier that raises or answers nonsense is logged, and the default holds:
+    a bug in it must not break the request or silence the breaker."""
+    try:
+        verdict = classify(request, subject)
+    except Exception:
+        logger.exception("resilient_http classify hook %r raised; using the default", classify)
+        return default
+    if verdict is None:
+        return default
+    if verdict not in _OUTCOMES:
+        logger.warning(
+            "resilient_http classify hook %r returned %r, not 'success', 'failure', 'ignored' "
+            "or None; using the default",
+            classify,
+            verdict,
+        )
+        return default
+    return verdict

@@ -15,6 +15,8 @@ from typing import TypeAlias
 import httpx
 import tenacity
 
+from ._outcomes import Classifier
+
 __all__ = [
     "DEFAULT_FAILURE_STATUSES",
     "DEFAULT_RETRY_METHODS",
@@ -100,6 +102,13 @@ class BreakerPolicy:
     close the circuit, any probe failure reopens it. With
     ``max_recovery_timeout`` set, each failed probe in a row doubles the next
     open period (with up to ±25% jitter) up to that cap.
+
+    ``classify(request, response_or_error)`` is your own verdict on an attempt:
+    ``"failure"``, ``"success"``, ``"ignored"`` (not counted), or ``None`` for
+    the default (``failure_statuses``; timeouts, network and protocol errors).
+    It sees a response at its status line (status and headers, never the body)
+    or the attempt's exception, and decides what the breaker counts; retries
+    still follow ``RetryPolicy``.
     """
 
     failure_threshold: int = 5
@@ -113,6 +122,7 @@ class BreakerPolicy:
     slow_call_duration: float | None = None
     slow_call_rate: float = 0.5
     max_recovery_timeout: float | None = None
+    classify: Classifier | None = None
 
     def __post_init__(self) -> None:
         _int(self, "failure_threshold", 1)
@@ -126,6 +136,10 @@ class BreakerPolicy:
         _float(self, "slow_call_duration", strict=True, optional=True)
         _float(self, "slow_call_rate", strict=True, maximum=1.0)
         _float(self, "max_recovery_timeout", optional=True)
+        if self.classify is not None and not callable(self.classify):
+            raise TypeError(
+                f"BreakerPolicy.classify must be callable or None, got {self.classify!r}"
+            )
         if self.slow_call_duration is not None and self.failure_rate is None:
             raise ValueError(
                 "BreakerPolicy.slow_call_duration needs rate mode: set failure_rate too "

@@ -43,7 +43,7 @@ from ._events import (
 )
 from ._exceptions import BulkheadFullError, CircuitOpenError, DeadlineExceeded, RejectedError
 from ._hosts import HostPattern, PatternTable, key_for_url, split_key
-from ._outcomes import Outcome, error_outcome, is_failure
+from ._outcomes import Outcome, classified, error_outcome, is_failure, status_outcome
 from ._policy import Fallback, Policy, RetryBudget, RetryPolicy
 from ._retry import BudgetState, RetryPlan, can_retry
 from ._store import InMemoryStore, StateStore
@@ -404,7 +404,12 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         )
         host = _Host(key, policy, breaker)
         host.fallback = self._resolve_fallback(key, policy)
-        host.fast = self._plain and policy.max_concurrency is None and policy.retry.deadline is None
+        host.fast = (
+            self._plain
+            and policy.max_concurrency is None
+            and policy.retry.deadline is None
+            and policy.breaker.classify is None  # every status line goes to the hook
+        )
         self._hosts[key] = host
         if self._store is not None:
             self._store.bind(breaker)
@@ -658,14 +663,17 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     ) -> bool:
         """Record an attempt's status line; ``True`` when the status asks for a retry."""
         status = response.status_code
-        if status in host.failure_statuses:
-            self._record(request, host, ticket, "failure", self._clock() - started, status)
-        elif status not in retry.statuses:
+        verdict = status_outcome(status, host.failure_statuses)
+        classify = host.policy.breaker.classify
+        if classify is not None:
+            verdict = classified(classify, request, response, verdict)
+        retryable = status in retry.statuses
+        if verdict == "success" and not retryable:
             self._watch(request, host, ticket, response, started)  # judged when the body ends
             return False
-        else:  # retryable, not a failure (429): the upstream is alive
-            self._record(request, host, ticket, "success", self._clock() - started, status)
-        return status in retry.statuses
+        # a failure, not counted, or retryable but alive (429): judged now
+        self._record(request, host, ticket, verdict, self._clock() - started, status)
+        return retryable
 
     async def _retry_loop(
         self,
@@ -823,17 +831,19 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         started: float,
     ) -> bool:
         """Record an attempt that raised; ``True`` when it is a counted failure."""
-        failed = is_failure(exc)
+        verdict = self._error_verdict(request, host, exc)
         self._record(
-            request,
-            host,
-            ticket,
-            "failure" if failed else "ignored",
-            self._clock() - started,
-            None,
-            _error_name(exc),
+            request, host, ticket, verdict, self._clock() - started, None, _error_name(exc)
         )
-        return failed
+        return verdict == "failure"
+
+    @staticmethod
+    def _error_verdict(request: httpx.Request, host: _Host, exc: BaseException) -> Outcome:
+        verdict = error_outcome(exc)
+        classify = host.policy.breaker.classify
+        if classify is not None and isinstance(exc, Exception):  # never a cancellation
+            verdict = classified(classify, request, exc, verdict)
+        return verdict
 
     def _watch(
         self,
@@ -888,7 +898,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             cache.store(request, response, body, self._clock())
         if ticket is None:
             return []
-        outcome: Outcome = "success" if exc is None else error_outcome(exc)
+        outcome: Outcome = "success" if exc is None else self._error_verdict(request, host, exc)
         owed, token = Emitter.collect()  # the listeners of this verdict are the reader's
         try:
             self._record(
