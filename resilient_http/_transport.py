@@ -17,6 +17,7 @@ import math
 import random
 import sys
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
@@ -74,6 +75,13 @@ def _rank(pattern: HostPattern) -> _Rank:
         return (1, len(pattern.host), pattern.port is not None)
     return (3 if pattern.port is not None else 2, 0, 0)
 
+
+#: Every transport alive, so that ``resilient_http.testing.isolated()`` can give
+#: each test fresh breakers, whoever built the transport and when.
+_LIVE: weakref.WeakSet[ResilientTransport] = weakref.WeakSet()
+#: ``[(clock, sleep)]`` while ``isolated()`` runs: what transports built meanwhile
+#: use instead of their own (a test process runs one test at a time).
+_TESTING: list[tuple[Clock, Callable[[float], Awaitable[None]]]] = []
 
 #: How many hosts one eviction looks at, at most (keeps a new host's cost flat).
 _EVICTION_SCAN = 8
@@ -263,6 +271,9 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         # Nothing to report, capture or share: requests may take the fast path.
         self._plain = not self._emitter.listeners and stale_cache is None and store is None
         self._max_hosts = max_hosts
+        self._own_time = (clock, sleep)  # what isolated() gives back afterwards
+        if _TESTING:  # under resilient_http.testing.isolated(): its time, not ours
+            clock, sleep = _TESTING[-1]
         self._clock = clock
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
@@ -270,6 +281,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         self._routes: dict[tuple[str, bytes, int | None], _Host] = {}
         if store is not None:
             store.attach(self._hosts)
+        _LIVE.add(self)
 
     # -- public API -----------------------------------------------------------
 
@@ -346,6 +358,13 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     async def _detach(self) -> None:
         if self._store is not None:
             await self._store.detach(self._hosts)
+
+    def _start_afresh(self, clock: Clock, sleep: Callable[[float], Awaitable[None]]) -> None:
+        """Forget every breaker and run on this clock and sleep from now on
+        (``resilient_http.testing.isolated``)."""
+        self._clock, self._sleep = clock, sleep
+        self._hosts.clear()
+        self._routes.clear()
 
     def _sync_use(self, *args: object) -> NoReturn:
         raise TypeError(

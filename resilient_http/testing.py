@@ -1,8 +1,23 @@
-"""Helpers for testing code that uses resilient_http, without sleeping."""
+"""Helpers for testing code that uses resilient_http, without sleeping.
+
+- :class:`FakeClock`: a clock you move by hand, and a ``sleep`` that advances it.
+- :func:`isolated`: fresh breakers and no real sleeps for every transport, for
+  the length of a block (or a test: the ``resilient_http`` pytest fixture).
+
+The pytest plugin (installed with the package, no configuration) provides::
+
+    def test_checkout(resilient_http):           # a FakeClock
+        ...                                       # every transport starts afresh
+        resilient_http.advance(30)                # past a recovery timeout, at once
+        assert resilient_http.sleeps == [...]     # retry waits, recorded, not slept
+"""
 
 from __future__ import annotations
 
-__all__ = ["FakeClock"]
+import contextlib
+from collections.abc import Iterator
+
+__all__ = ["FakeClock", "isolated"]
 
 
 class FakeClock:
@@ -31,3 +46,26 @@ class FakeClock:
         """Record the wait and advance the clock by it, at once."""
         self.sleeps.append(seconds)
         self.advance(seconds)
+
+
+@contextlib.contextmanager
+def isolated(clock: FakeClock | None = None) -> Iterator[FakeClock]:
+    """Within the block, every ``ResilientTransport`` (already built, say at
+    import time, or built inside) starts with no breakers and runs on ``clock``
+    (a new :class:`FakeClock` by default): retry waits are recorded in
+    ``clock.sleeps`` instead of slept, and recovery timeouts pass with
+    ``clock.advance()``. On leaving, their breakers are forgotten again and
+    their own clock and sleep come back, so nothing leaks into the next test.
+    """
+    from ._transport import _LIVE, _TESTING
+
+    clock = clock if clock is not None else FakeClock()
+    for transport in list(_LIVE):
+        transport._start_afresh(clock, clock.sleep)
+    _TESTING.append((clock, clock.sleep))
+    try:
+        yield clock
+    finally:
+        _TESTING.pop()
+        for transport in list(_LIVE):  # built before or during the block alike
+            transport._start_afresh(*transport._own_time)

@@ -12,6 +12,8 @@ from resilient_http.testing import FakeClock
 
 from .server import LiveServer, start_server
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(
     params=[
