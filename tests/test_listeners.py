@@ -4,7 +4,8 @@ listeners, and the ``resilient_http`` log lines (never a secret)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import anyio.lowlevel
 import httpx
@@ -324,6 +325,30 @@ async def test_events_from_outside_a_call_are_charged_to_no_call(clock: FakeCloc
                 await anyio.sleep(0.001)
 
 
+async def cancel_once(backend: str, call: Coroutine[Any, Any, object], ready: anyio.Event) -> None:
+    """Run ``call``, and cancel it once ``ready`` is set: on asyncio with the
+    one-shot ``Task.cancel`` (as ``asyncio.timeout`` does, the harder case), on
+    trio with a cancel scope. It must end within 1.5 s."""
+    if backend == "asyncio":
+        import asyncio
+
+        task = asyncio.ensure_future(call)
+        await ready.wait()
+        task.cancel()
+        with anyio.fail_after(1.5), pytest.raises(asyncio.CancelledError):
+            await task
+        return
+
+    async def run() -> None:
+        await call
+
+    with anyio.fail_after(1.5), anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            await ready.wait()
+            scope.cancel()
+
+
 async def test_a_cancelled_call_does_not_wait_for_its_listeners(anyio_backend_name: str) -> None:
     """Cancelled in backoff (on asyncio with the one-shot ``Task.cancel``, as
     ``asyncio.timeout`` does) while its async listener calls are owed and one
@@ -345,20 +370,7 @@ async def test_a_cancelled_call_does_not_wait_for_its_listeners(anyio_backend_na
     )
     async with httpx.AsyncClient(transport=transport) as client:
         started = anyio.current_time()
-        if anyio_backend_name == "asyncio":
-            import asyncio
-
-            task = asyncio.ensure_future(client.get("https://api.example.com/"))
-            await sleeping.wait()
-            task.cancel()
-            with anyio.fail_after(1.5), pytest.raises(asyncio.CancelledError):
-                await task
-        else:
-            with anyio.CancelScope() as scope:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(client.get, "https://api.example.com/")
-                    await sleeping.wait()
-                    scope.cancel()
+        await cancel_once(anyio_backend_name, client.get("https://api.example.com/"), sleeping)
         with anyio.fail_after(2):
             await gate.entered.wait()  # running detached, blocked on the gate
         assert anyio.current_time() - started < 1.5
@@ -419,20 +431,7 @@ async def test_a_reader_cancelled_mid_body_does_not_wait_for_listeners(
 
     async with httpx.AsyncClient(transport=transport) as client:
         started = anyio.current_time()
-        if anyio_backend_name == "asyncio":
-            import asyncio
-
-            task = asyncio.ensure_future(read(client))
-            await body.started.wait()
-            task.cancel()
-            with anyio.fail_after(1.5), pytest.raises(asyncio.CancelledError):
-                await task
-        else:
-            with anyio.CancelScope() as scope:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(read, client)
-                    await body.started.wait()
-                    scope.cancel()
+        await cancel_once(anyio_backend_name, read(client), body.started)
         assert anyio.current_time() - started < 1.5
         with anyio.fail_after(2):
             await gate.entered.wait()
