@@ -19,7 +19,14 @@ from ._measure import Section
 from ._report import machine, markdown, update_readme, write_chart, write_json
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("success_in_process", "success_real_server", "rejection", "concurrency", "memory")
+SECTIONS = (
+    "success_in_process",
+    "success_real_server",
+    "rejection",
+    "concurrency",
+    "memory",
+    "production",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,6 +84,7 @@ async def _run(
     await step("rejection", lambda: _sections.rejection(settings, port))
     await step("concurrency", lambda: _sections.concurrency(settings))
     await step("memory", lambda: _sections.memory(settings))
+    await step("production", lambda: _sections.production(settings))
     return sections
 
 

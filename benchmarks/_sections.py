@@ -37,6 +37,7 @@ __all__ = [
     "Settings",
     "concurrency",
     "memory",
+    "production",
     "rejection",
     "server_process",
     "success_in_process",
@@ -553,4 +554,99 @@ async def memory(settings: Settings) -> Section:
     section.notes.append(
         "Ratio: memory held after the larger number of hosts / after the smaller, per library."
     )
+    return section
+
+
+# -- 6. the production profile ---------------------------------------------------------
+
+
+def _production_entries() -> list[Entry]:
+    """The configuration the README recommends for production, all together and one
+    feature at a time, each against bare httpx in the same rounds."""
+    from prometheus_client import CollectorRegistry
+
+    from resilient_http import BreakerPolicy, Policy, RetryPolicy, StaleCache
+    from resilient_http.prometheus import PrometheusMetrics
+
+    rate = BreakerPolicy(failure_rate=0.5, minimum_calls=20, window=10.0, slow_call_duration=2.0)
+
+    def noop(event: object) -> None:
+        pass
+
+    def ours(**kwargs: object) -> Callable[[httpx.AsyncBaseTransport], Contender]:
+        def build(inner: httpx.AsyncBaseTransport) -> Contender:
+            options = dict(kwargs)
+            listeners = options.pop("listeners", ())
+            if listeners == "prometheus":
+                listeners = [PrometheusMetrics(registry=CollectorRegistry())]
+            elif listeners == "all":
+                listeners = [PrometheusMetrics(registry=CollectorRegistry()), noop]
+            elif listeners == "noop":
+                listeners = [noop]
+            return Contender(ResilientTransport(inner, listeners=listeners, **options))  # type: ignore[arg-type]
+
+        return build
+
+    full = Policy(breaker=rate, retry=RetryPolicy(deadline=5.0), max_concurrency=100, max_wait=0.1)
+    return [
+        Entry(BASELINE, "baseline", Bare),
+        Entry("default Policy()", "reference", ours()),
+        Entry("rate mode + slow calls", "reference", ours(policy=Policy(breaker=rate))),
+        Entry(
+            "RetryPolicy(deadline=5)",
+            "reference",
+            ours(policy=Policy(retry=RetryPolicy(deadline=5.0))),
+        ),
+        Entry(
+            "bulkhead (max_concurrency=100, max_wait=0.1)",
+            "reference",
+            ours(policy=Policy(max_concurrency=100, max_wait=0.1)),
+        ),
+        Entry("StaleCache()", "reference", ours(stale_cache=StaleCache())),
+        Entry("PrometheusMetrics", "reference", ours(listeners="prometheus")),
+        Entry("one no-op listener", "reference", ours(listeners="noop")),
+        Entry(
+            "full production profile",
+            "ours",
+            ours(policy=full, stale_cache=StaleCache(), listeners="all"),
+        ),
+    ]
+
+
+async def production(settings: Settings) -> Section:
+    if importlib.util.find_spec("prometheus_client") is None:
+        return Section(
+            key="production",
+            title="Production profile, in-process",
+            unit="µs/request",
+            baseline=BASELINE,
+            rows=[],
+            skipped="prometheus-client is not installed",
+        )
+    upstream = Upstream()
+    entries = _production_entries()
+    contenders, rows = await _build(entries, upstream.transport)
+    batches: dict[str, Batch] = {
+        name: partial(_sequential, c, URL, HOST, settings.in_process_calls)
+        for name, c in contenders.items()
+    }
+    try:
+        await interleave(batches, rows, settings.rounds)
+    finally:
+        await _close(contenders)
+    section = Section(
+        key="production",
+        title="Production profile, in-process (each feature alone, then all together)",
+        unit="µs/request",
+        baseline=BASELINE,
+        rows=list(rows.values()),
+        targets=[Target("full production profile", "<=", 1.10)],
+        params={"requests_per_round": settings.in_process_calls, "rounds": settings.rounds},
+    )
+    section.compute_ratios()
+    base = section.row(BASELINE)
+    if base is not None and base.median is not None:
+        for row in section.rows:
+            if row.median is not None and row.name != BASELINE:
+                section.notes.append(f"{row.name}: {row.median - base.median:+.1f} µs per request")
     return section

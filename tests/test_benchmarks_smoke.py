@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ["success_in_process", "success_real_server", "rejection", "concurrency", "memory"]
+SECTIONS = [
+    "success_in_process",
+    "success_real_server",
+    "rejection",
+    "concurrency",
+    "memory",
+    "production",
+]
 
 
 @pytest.mark.slow
