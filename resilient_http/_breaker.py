@@ -265,7 +265,6 @@ class Breaker:
             "retry_after": None if math.isinf(retry_after) else round(retry_after, 3),
             "open_period": None if math.isinf(self._open_period) else round(self._open_period, 3),
             "probes_in_flight": self._probes,
-            "calls_in_flight": self._in_flight,
         }
         if self._window is not None:
             calls, failures, slow = self._window.totals_at(self._clock())

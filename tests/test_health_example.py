@@ -151,7 +151,6 @@ def test_the_example_serves_health_and_metrics(service: str, live: LiveServer) -
         "retry_after": 0.0,
         "open_period": 10.0,
         "probes_in_flight": 0,
-        "calls_in_flight": 0,
     }
     metrics = httpx.get(f"{service}/metrics").text
     labels = f'host="127.0.0.1:{live.port}",outcome="success"'
