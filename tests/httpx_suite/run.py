@@ -1,0 +1,136 @@
+"""httpx's own test suite as a drop-in check (``tox -e httpx-suite``).
+
+Downloads the sdist of the httpx version installed here, runs its tests twice
+(as they are, then with every ``AsyncClient`` transport wrapped in a
+``ResilientTransport`` by ``wrap_every_client``), and compares the outcomes
+test by test. Exit 0 only when every difference is listed in
+``expected_differences.txt``, with its reason. Tests marked ``network`` are
+left out (no internet here); tests that fail unwrapped (environment, versions)
+count for nothing either way.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _fetch(version: str, into: Path) -> Path:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"httpx=={version}",
+            "-d",
+            str(into),
+        ],
+        check=True,
+    )
+    (archive,) = into.glob("httpx-*.tar.gz")
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    tree = into / f"httpx-{version}"
+    shutil.rmtree(tree / "httpx")  # test the installed httpx, not a second copy
+    return tree
+
+
+def _run(tree: Path, report: Path, *plugin: str) -> dict[str, str]:
+    env_path = str(HERE)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *plugin,
+            "-m",
+            "not network",
+            f"--junitxml={report}",
+        ],
+        cwd=tree,
+        env={**_environ(), "PYTHONPATH": env_path},
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+    outcomes: dict[str, str] = {}
+    for case in ET.parse(report).iter("testcase"):
+        name = f"{case.get('classname', '').replace('.', '/')}.py::{case.get('name')}"
+        kinds = {child.tag for child in case}
+        if kinds & {"failure", "error"}:
+            outcomes[name] = "failed"
+        elif "skipped" in kinds:
+            outcomes[name] = "skipped"
+        else:
+            outcomes[name] = "passed"
+    return outcomes
+
+
+def _environ() -> dict[str, str]:
+    return dict(os.environ)
+
+
+def _expected() -> list[tuple[str, str]]:
+    listed = []
+    for line in (HERE / "expected_differences.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            prefix, _, reason = line.partition("  # ")
+            listed.append((prefix.strip(), reason.strip()))
+    return listed
+
+
+def main() -> int:
+    version = importlib.metadata.version("httpx")
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = _fetch(version, Path(tmp))
+        plain = _run(tree, Path(tmp) / "plain.xml")
+        wrapped = _run(tree, Path(tmp) / "wrapped.xml", "-p", "wrap_every_client")
+    listed = _expected()
+    # what wrapping broke; a test that fails unwrapped (the environment, a flaky
+    # warning) and passes wrapped is reported, never counted against the wrapper
+    differences = sorted(
+        n for n in plain if plain[n] == "passed" and wrapped.get(n, "missing") != "passed"
+    )
+    better = sorted(n for n in wrapped if wrapped[n] == "passed" and plain.get(n) != "passed")
+    unexplained = [n for n in differences if not any(n.startswith(p) for p, _ in listed)]
+
+    def count(outcomes: dict[str, str], kind: str) -> int:
+        return sum(1 for v in outcomes.values() if v == kind)
+
+    print(f"httpx {version}'s own suite (network tests left out):")
+    for label, outcomes in (("unwrapped", plain), ("wrapped", wrapped)):
+        print(
+            f"  {label:9}: {count(outcomes, 'passed')} passed, {count(outcomes, 'failed')} failed,"
+            f" {count(outcomes, 'skipped')} skipped"
+        )
+    listed_count = len(differences) - len(unexplained)
+    print(f"  broken by wrapping: {len(differences)}, listed with a reason: {listed_count}")
+    for prefix, reason in listed:
+        hits = [n for n in differences if n.startswith(prefix)]
+        if hits:
+            print(f"    {len(hits)} x {prefix}: {reason}")
+    for name in better:
+        print(f"  passed only wrapped (flaky unwrapped?): {name}")
+    for name in unexplained:
+        print(f"  UNEXPLAINED: {name}: {plain.get(name)} unwrapped, {wrapped.get(name)} wrapped")
+    return 1 if unexplained or not plain else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
