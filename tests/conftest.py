@@ -31,6 +31,9 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     if not isinstance(collector, pytest.Module | pytest.Class):
         return
     inner = getattr(getattr(obj, "hypothesis", None), "inner_test", obj)
+    marks = getattr(obj, "pytestmark", [])
+    if any(mark.name == "asyncio" for mark in marks):
+        return  # a pytest-asyncio recipe: that plugin runs it
     if collector.istestfunction(obj, name) and inspect.iscoroutinefunction(inner):
         pytest.mark.anyio(obj)
 

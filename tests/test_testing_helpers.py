@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 import respx
+from pytest_httpx import HTTPXMock
 
 from resilient_http import (
     BreakerPolicy,
@@ -70,6 +71,7 @@ async def test_transports_built_inside_use_the_fake_clock_until_the_end() -> Non
 def test_the_pytest_fixture(pytester: pytest.Pytester) -> None:
     """Two tests share one transport built at import time; the fixture keeps
     the first test's open circuit out of the second."""
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(
         """
         import httpx, pytest
@@ -115,3 +117,34 @@ async def test_respx_mocks_below_the_breaker(clock: FakeClock) -> None:
         with pytest.raises(CircuitOpenError):
             await client.get("https://api.example.com/items")
         assert route.call_count == 2  # rejected without reaching the mock
+
+
+# -- recipes with pytest-asyncio and pytest-httpx (README, "Testing your code") --------
+
+
+@pytest.mark.asyncio
+async def test_with_pytest_asyncio(resilient_http: FakeClock) -> None:
+    """pytest-asyncio runs the test; the fixture still gives fresh breakers."""
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(503)),
+        policy=Policy(breaker=BreakerPolicy(failure_threshold=1, recovery_timeout=30)),
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        assert (await client.get("https://api.example.com/")).status_code == 503
+        with pytest.raises(CircuitOpenError):
+            await client.get("https://api.example.com/")
+        resilient_http.advance(30)  # the probe may go now, without sleeping
+        assert (await client.get("https://api.example.com/")).status_code == 503
+
+
+async def test_with_pytest_httpx(httpx_mock: HTTPXMock, resilient_http: FakeClock) -> None:
+    """pytest-httpx answers below the breaker. Our retries ask again, so a
+    response meant for several calls is registered ``is_reusable=True``."""
+    httpx_mock.add_response(url="https://api.example.com/items", status_code=503, is_reusable=True)
+    transport = ResilientTransport(policy=Policy(breaker=BreakerPolicy(failure_threshold=2)))
+    async with httpx.AsyncClient(transport=transport) as client:
+        assert (await client.get("https://api.example.com/items")).status_code == 503
+        assert len(httpx_mock.get_requests()) == 2  # a retry, then the circuit opened
+        with pytest.raises(CircuitOpenError):
+            await client.get("https://api.example.com/items")
+    assert len(httpx_mock.get_requests()) == 2
