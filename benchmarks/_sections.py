@@ -166,9 +166,12 @@ def _ours_overhead_note(section: Section) -> None:
 # -- 1. success path, in-process ---------------------------------------------------
 
 
-async def success_in_process(settings: Settings) -> Section:
+async def _sequential_section(
+    settings: Settings, entries: Sequence[Entry], key: str, title: str, target: Target
+) -> Section:
+    """Sequential in-process GETs through each entry, interleaved rounds."""
     upstream = Upstream()
-    contenders, rows = await _build(CONTENDERS, upstream.transport)
+    contenders, rows = await _build(entries, upstream.transport)
     batches: dict[str, Batch] = {
         name: partial(_sequential, c, URL, HOST, settings.in_process_calls)
         for name, c in contenders.items()
@@ -178,15 +181,26 @@ async def success_in_process(settings: Settings) -> Section:
     finally:
         await _close(contenders)
     section = Section(
-        key="success_in_process",
-        title="Success path, in-process (httpx.AsyncClient over httpx.MockTransport)",
+        key=key,
+        title=title,
         unit="µs/request",
         baseline=BASELINE,
         rows=list(rows.values()),
-        targets=[Target(OURS, "<=", 1.05)],
+        targets=[target],
         params={"requests_per_round": settings.in_process_calls, "rounds": settings.rounds},
     )
     section.compute_ratios()
+    return section
+
+
+async def success_in_process(settings: Settings) -> Section:
+    section = await _sequential_section(
+        settings,
+        CONTENDERS,
+        "success_in_process",
+        "Success path, in-process (httpx.AsyncClient over httpx.MockTransport)",
+        Target(OURS, "<=", 1.05),
+    )
     _ours_overhead_note(section)
     return section
 
@@ -623,27 +637,13 @@ async def production(settings: Settings) -> Section:
             rows=[],
             skipped="prometheus-client is not installed",
         )
-    upstream = Upstream()
-    entries = _production_entries()
-    contenders, rows = await _build(entries, upstream.transport)
-    batches: dict[str, Batch] = {
-        name: partial(_sequential, c, URL, HOST, settings.in_process_calls)
-        for name, c in contenders.items()
-    }
-    try:
-        await interleave(batches, rows, settings.rounds)
-    finally:
-        await _close(contenders)
-    section = Section(
-        key="production",
-        title="Production profile, in-process (each feature alone, then all together)",
-        unit="µs/request",
-        baseline=BASELINE,
-        rows=list(rows.values()),
-        targets=[Target("full production profile", "<=", 1.10)],
-        params={"requests_per_round": settings.in_process_calls, "rounds": settings.rounds},
+    section = await _sequential_section(
+        settings,
+        _production_entries(),
+        "production",
+        "Production profile, in-process (each feature alone, then all together)",
+        Target("full production profile", "<=", 1.10),
     )
-    section.compute_ratios()
     base = section.row(BASELINE)
     if base is not None and base.median is not None:
         for row in section.rows:
