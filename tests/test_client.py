@@ -266,3 +266,71 @@ def test_a_ready_resilient_transport_takes_no_mounts() -> None:
             transport=ResilientTransport(httpx.MockTransport(lambda r: httpx.Response(200))),
             mounts={"all://": None},
         )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "url", "matches"),
+    [
+        ("all://", "http://example.com", True),
+        ("https://", "http://example.com", False),
+        ("http://example.com", "http://example.com/path", True),
+        ("http://example.com", "http://www.example.com", False),
+        ("all://*example.com", "https://example.com", True),
+        ("all://*example.com", "https://www.example.com", True),
+        ("all://*example.com", "https://notexample.com", False),
+        ("all://*.example.com", "https://example.com", False),
+        ("all://*.example.com", "https://www.example.com", True),
+        ("http://example.com:8080", "http://example.com:8080", True),
+        ("http://example.com:8080", "http://example.com", False),
+        ("all://[::1]", "http://[::1]:8000", True),
+    ],
+)
+def test_mount_patterns_match_as_httpx_matches_them(pattern: str, url: str, matches: bool) -> None:
+    from resilient_http._routing import Router
+
+    marker = httpx.MockTransport(lambda request: httpx.Response(200))
+    default = httpx.MockTransport(lambda request: httpx.Response(200))
+    router = Router(default, {pattern: marker})
+    assert (router.transport_for(httpx.URL(url)) is marker) is matches
+
+
+def test_the_most_specific_mount_wins() -> None:
+    from resilient_http._routing import Router
+
+    default, everything, host, port = (
+        httpx.MockTransport(lambda request: httpx.Response(200)) for _ in range(4)
+    )
+    router = Router(
+        default,
+        {"all://": everything, "https://api.example.com": host, "all://api.example.com:8443": port},
+    )
+    assert router.transport_for(httpx.URL("https://other.example.com")) is everything
+    assert router.transport_for(httpx.URL("https://api.example.com")) is host
+    assert router.transport_for(httpx.URL("https://api.example.com:8443")) is port
+    assert Router(default, {"all://": None}).transport_for(httpx.URL("http://a")) is default
+
+
+def test_environment_proxies_are_read_as_httpx_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from resilient_http._routing import environment_proxies
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost, 10.0.0.1,.corp.example, ::1")
+    assert environment_proxies() == {
+        "https://": "http://proxy.internal:3128",
+        "all://localhost": None,
+        "all://10.0.0.1": None,
+        "all://*.corp.example": None,
+        "all://[::1]": None,
+    }
+    monkeypatch.setenv("NO_PROXY", "*")
+    assert environment_proxies() == {}
+
+
+def test_a_mount_that_is_not_a_transport_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"mounts\['all://'\].*AsyncBaseTransport"):
+        ResilientClient(mounts={"all://": "http://proxy"})  # type: ignore[dict-item]
