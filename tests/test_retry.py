@@ -735,3 +735,97 @@ def test_the_plan_takes_a_budget_token_per_retry(clock: FakeClock) -> None:
     assert retries.may_retry(0.0)
     assert not retries.may_retry(0.0)
     assert plan(clock).may_retry(0.0)  # no budget: never short of tokens
+
+
+# -- each place the retry loop consults the breaker, pinned on its own --------------------
+
+
+class _Opens(httpx.AsyncByteStream):
+    """A 503 body that opens the host's circuit while it is read for a retry."""
+
+    def __init__(self, transport: ResilientTransport) -> None:
+        self.transport = transport
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b"sick"
+        self.transport.breaker(URL).force_open()  # another call's failure, say
+
+
+def _guarded(
+    clock: FakeClock, handler: Callable[[httpx.Request], httpx.Response], **kw: Any
+) -> tuple[ResilientTransport, list[Event]]:
+    events: list[Event] = []
+    transport = ResilientTransport(
+        httpx.MockTransport(handler),
+        policy=Policy(retry=RetryPolicy(attempts=3, wait=tenacity.wait_fixed(1))),
+        listeners=[events.append],
+        clock=clock,
+        sleep=clock.sleep,
+        **kw,
+    )
+    return transport, events
+
+
+async def test_a_circuit_opened_during_the_attempt_plans_no_retry(clock: FakeClock) -> None:
+    """Consulted before planning: no wait computed, no budget token, no event, no sleep."""
+    transport: ResilientTransport
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        transport.breaker(URL).force_open()
+        return httpx.Response(503, text="sick")
+
+    transport, events = _guarded(clock, handler)
+    async with httpx.AsyncClient(transport=transport) as client:
+        response = await client.get(URL)
+    assert (response.status_code, response.text) == (503, "sick")
+    assert clock.sleeps == []
+    assert not any(isinstance(e, RetryScheduled) for e in events)
+    budget = transport._hosts[transport.breaker(URL).key].budget
+    assert budget is not None
+    assert budget.retries == 0  # no token taken for a retry that cannot happen
+
+
+async def test_a_circuit_opened_while_the_discarded_body_is_read_sleeps_nothing(
+    clock: FakeClock,
+) -> None:
+    """Consulted before the sleep: no event, no sleep, the last response readable."""
+    transport: ResilientTransport
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, stream=_Opens(transport))
+
+    transport, events = _guarded(clock, handler)
+    async with httpx.AsyncClient(transport=transport) as client:
+        response = await client.get(URL)
+    assert (response.status_code, response.text) == (503, "sick")
+    assert clock.sleeps == []
+    assert not any(isinstance(e, RetryScheduled) for e in events)
+
+
+async def test_a_circuit_opened_after_the_retry_was_announced_sends_nothing(
+    clock: FakeClock,
+) -> None:
+    """Consulted before the retry (with no wait to cut short): nothing sent."""
+    hits = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal hits
+        hits += 1
+        return httpx.Response(503, text="sick")
+
+    transport: ResilientTransport
+
+    def open_on_retry(event: Event) -> None:
+        if isinstance(event, RetryScheduled):
+            transport.breaker(URL).force_open()
+
+    transport = ResilientTransport(
+        httpx.MockTransport(handler),
+        policy=Policy(retry=RetryPolicy(attempts=3, wait=tenacity.wait_none())),
+        listeners=[open_on_retry],
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        response = await client.get(URL)
+    assert (response.status_code, response.text, hits) == (503, "sick", 1)
