@@ -1,9 +1,10 @@
 """resilient_http: per-host circuit breakers, safe retries and fallbacks for httpx."""
 
+from ._async._client import ResilientClient as ResilientClient
+from ._async._transport import ResilientTransport as ResilientTransport
 from ._breaker import Breaker as Breaker
 from ._breaker import CircuitState as CircuitState
 from ._cache import StaleCache as StaleCache
-from ._client import ResilientClient as ResilientClient
 from ._events import AttemptFinished as AttemptFinished
 from ._events import BreakerEvicted as BreakerEvicted
 from ._events import CallRejected as CallRejected
@@ -23,7 +24,6 @@ from ._policy import RetryBudget as RetryBudget
 from ._policy import RetryPolicy as RetryPolicy
 from ._store import InMemoryStore as InMemoryStore
 from ._store import StateStore as StateStore
-from ._transport import ResilientTransport as ResilientTransport
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,8 @@
 """The circuit breaker: a sans-IO state machine driven by an injected clock.
 
 It performs no IO and never awaits, so under asyncio or trio every method runs
-atomically. The transport asks it for a :class:`Ticket` before each attempt
+atomically; :class:`LockedBreaker` makes each change atomic between threads.
+The transport asks it for a :class:`Ticket` before each attempt
 (``admit``), and reports how the attempt ended with exactly one of
 ``on_success``, ``on_failure`` or ``on_ignored``::
 
@@ -17,15 +18,17 @@ closed again, nor close one that is now open.
 
 from __future__ import annotations
 
+import collections
 import enum
 import math
 import random
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from ._policy import BreakerPolicy
 
-__all__ = ["Breaker", "CircuitState", "Clock", "Ticket"]
+__all__ = ["Breaker", "CircuitState", "Clock", "LockedBreaker", "Ticket"]
 
 Clock = Callable[[], float]
 """A monotonic clock in seconds, ``time.monotonic`` by default."""
@@ -441,5 +444,88 @@ class Breaker:
         self._probe_successes = 0
         if self._window is not None:
             self._window.clear()
-        if self._hook is not None and old is not new:
+        if old is not new:
+            self._announce(old, new)
+
+    def _announce(self, old: CircuitState, new: CircuitState) -> None:
+        if self._hook is not None:
             self._hook(self, old, new)
+
+
+class LockedBreaker(Breaker):
+    """A :class:`Breaker` that threads share: each change runs under one lock,
+    and the transition hook runs after the lock is released, so a hook (and
+    the listeners it calls) may call back into the breaker, or block, without
+    holding up or deadlocking the other threads. Reads take no lock."""
+
+    def __init__(
+        self,
+        key: str,
+        policy: BreakerPolicy | None = None,
+        *,
+        clock: Clock,
+        on_transition: TransitionHook | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(key, policy, clock=clock, on_transition=on_transition, rng=rng)
+        self._lock = threading.Lock()
+        self._announcements: collections.deque[tuple[CircuitState, CircuitState]] = (
+            collections.deque()
+        )
+
+    def _announce(self, old: CircuitState, new: CircuitState) -> None:
+        self._announcements.append((old, new))  # told once the lock is released
+
+    def _tell(self) -> None:
+        announcements = self._announcements
+        while announcements:
+            try:
+                old, new = announcements.popleft()
+            except IndexError:  # another thread told it
+                return
+            super()._announce(old, new)
+
+    def admit(self) -> Ticket | None:
+        with self._lock:
+            ticket = super().admit()
+        self._tell()
+        return ticket
+
+    def on_success(self, ticket: Ticket, duration: float = 0.0) -> None:
+        with self._lock:
+            super().on_success(ticket, duration)
+        self._tell()
+
+    def on_failure(self, ticket: Ticket, duration: float = 0.0) -> None:
+        with self._lock:
+            super().on_failure(ticket, duration)
+        self._tell()
+
+    def on_ignored(self, ticket: Ticket) -> None:
+        with self._lock:
+            super().on_ignored(ticket)
+        self._tell()
+
+    def force_open(self) -> None:
+        with self._lock:
+            super().force_open()
+        self._tell()
+
+    def force_closed(self) -> None:
+        with self._lock:
+            super().force_closed()
+        self._tell()
+
+    def reset(self) -> None:
+        with self._lock:
+            super().reset()
+        self._tell()
+
+    def open_for(self, seconds: float) -> None:
+        with self._lock:
+            super().open_for(seconds)
+        self._tell()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return super().snapshot()

@@ -155,6 +155,18 @@ class StaleCache:
 
     def lookup(self, request: httpx.Request, now: float) -> httpx.Response | None:
         """A fresh copy of the stored answer for this GET, or ``None``."""
+        found = self.find(request, now)
+        if found is None:
+            return None
+        status, headers, body = found
+        return httpx.Response(
+            status, headers=headers, stream=httpx.ByteStream(body), request=request
+        )
+
+    def find(self, request: httpx.Request, now: float) -> tuple[int, httpx.Headers, bytes] | None:
+        """The stored answer for this GET (status, a copy of its headers with
+        ``Age`` set, body), or ``None``. Builds no response, so any binding
+        (httpx or httpx2) makes its own from it."""
         if request.method != "GET" or not self._entries:
             return None
         if "authorization" in request.headers or "cookie" in request.headers:
@@ -175,6 +187,4 @@ class StaleCache:
         # ASCII digits only: a latin-1 "²" passes str.isdigit() and fails int()
         base = int(previous) if previous.isascii() and previous.isdigit() else 0
         headers["Age"] = str(base + int(max(0.0, age)))
-        return httpx.Response(
-            entry.status, headers=headers, stream=httpx.ByteStream(entry.body), request=request
-        )
+        return entry.status, headers, entry.body

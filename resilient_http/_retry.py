@@ -59,19 +59,19 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, delay)
 
 
-def can_retry(request: httpx.Request, policy: RetryPolicy, body: object = None) -> bool:
+def can_retry(request: httpx.Request, policy: RetryPolicy, replayable: bool) -> bool:
     """Idempotent (by method or ``Idempotency-Key``) and the body can be replayed.
 
-    ``body`` is ``request.stream`` as the caller built it, taken before the
-    first attempt: an inner transport that reads the request (``MockTransport``,
-    respx) replaces a streamed body with a buffered one, and the caller's
-    stream must still count as not replayable.
+    ``replayable``: the request's body, as the caller built it (taken before
+    the first attempt), is in memory. An inner transport that reads the
+    request (``MockTransport``, respx) replaces a streamed body with a
+    buffered one, and the caller's stream must still count as not replayable.
     """
     if policy.attempts < 2:
         return False
     if request.method not in policy.methods and "idempotency-key" not in request.headers:
         return False
-    return isinstance(request.stream if body is None else body, httpx.ByteStream)
+    return replayable
 
 
 class BudgetState:

@@ -2,9 +2,9 @@
 
 ``httpx.AsyncClient(transport=...)`` sends ``mounts=`` routes around the given
 transport, and drops the proxies ``trust_env`` would read from ``HTTP_PROXY``,
-``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY``. ``ResilientClient`` keeps both
-by choosing among them *inside* its one ``ResilientTransport``: every route is
-guarded, and breakers stay keyed by the origin, never the proxy.
+``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY``. ``ResilientClient`` (and
+``SyncResilientClient``) keeps both by choosing among them *inside* its one
+resilient transport: every route is guarded, and breakers stay keyed by the origin, never the proxy.
 
 The patterns and their precedence are httpx's (``"all://"``, ``"https://"``,
 ``"http://example.com"``, ``"all://*example.com"``, ``"all://*.example.com"``,
@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.request
-from collections.abc import Mapping
-from types import TracebackType
 
 import httpx
 
-__all__ = ["Router", "environment_proxies"]
+__all__ = ["MountPattern", "environment_proxies"]
 
 
-class _Pattern:
+class MountPattern:
+    """One ``mounts`` key, matched the way httpx matches it."""
+
     __slots__ = ("host", "port", "priority", "scheme", "text")
 
     def __init__(self, text: str) -> None:
@@ -52,62 +52,6 @@ class _Pattern:
         if host.startswith("*"):  # the domain and its subdomains
             return url.host == host[1:] or url.host.endswith("." + host[1:])
         return url.host == host
-
-
-class Router(httpx.AsyncBaseTransport):
-    """Sends each request to the transport of the most specific matching
-    pattern (``None``: the default transport), else to the default one."""
-
-    def __init__(
-        self,
-        default: httpx.AsyncBaseTransport,
-        routes: Mapping[str, httpx.AsyncBaseTransport | None],
-    ) -> None:
-        self.default = default
-        for text, transport in routes.items():
-            if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
-                raise TypeError(
-                    f"mounts[{text!r}] must be an httpx.AsyncBaseTransport or None, "
-                    f"got {type(transport).__name__}"
-                )
-        self.routes = sorted(
-            ((_Pattern(text), transport) for text, transport in routes.items()),
-            key=lambda route: route[0].priority,
-        )
-
-    def transport_for(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
-        for pattern, transport in self.routes:
-            if pattern.matches(url):
-                return self.default if transport is None else transport
-        return self.default
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.transport_for(request.url).handle_async_request(request)
-
-    def _all(self) -> list[httpx.AsyncBaseTransport]:
-        seen: list[httpx.AsyncBaseTransport] = [self.default]
-        for _, transport in self.routes:
-            if transport is not None and all(transport is not t for t in seen):
-                seen.append(transport)
-        return seen
-
-    async def __aenter__(self) -> Router:
-        for transport in self._all():
-            await transport.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        for transport in self._all():
-            await transport.__aexit__(exc_type, exc_value, traceback)
-
-    async def aclose(self) -> None:
-        for transport in self._all():
-            await transport.aclose()
 
 
 def environment_proxies() -> dict[str, str | None]:

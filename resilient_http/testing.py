@@ -15,7 +15,9 @@ The pytest plugin (installed with the package, no configuration) provides::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Generator, Iterator
+
+from ._live import LIVE, TESTING
 
 __all__ = ["FakeClock", "isolated"]
 
@@ -42,30 +44,44 @@ class FakeClock:
             raise ValueError(f"a monotonic clock cannot go back ({seconds!r}s)")
         self.now += seconds
 
-    async def sleep(self, seconds: float) -> None:
-        """Record the wait and advance the clock by it, at once."""
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """Record the wait and advance the clock by it, at once. Serves both
+        bindings: ``await clock.sleep(1)`` (``ResilientTransport``) and plain
+        ``clock.sleep(1)`` (``SyncResilientTransport``) do the same."""
         self.sleeps.append(seconds)
         self.advance(seconds)
+        return _SLEPT
+
+
+class _Slept:
+    """An awaitable that is already done (and harmless when never awaited)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield
+
+
+_SLEPT = _Slept()
 
 
 @contextlib.contextmanager
 def isolated(clock: FakeClock | None = None) -> Iterator[FakeClock]:
-    """Within the block, every ``ResilientTransport`` (already built, say at
-    import time, or built inside) starts with no breakers and runs on ``clock``
+    """Within the block, every transport of every binding (already built, say
+    at import time, or built inside) starts with no breakers and runs on ``clock``
     (a new :class:`FakeClock` by default): retry waits are recorded in
     ``clock.sleeps`` instead of slept, and recovery timeouts pass with
     ``clock.advance()``. On leaving, their breakers are forgotten again and
     their own clock and sleep come back, so nothing leaks into the next test.
     """
-    from ._transport import _LIVE, _TESTING
-
     clock = clock if clock is not None else FakeClock()
-    for transport in list(_LIVE):
-        transport._start_afresh(clock, clock.sleep)
-    _TESTING.append((clock, clock.sleep))
+    for transport in list(LIVE):
+        transport._isolate(clock)
+    TESTING.append(clock)
     try:
         yield clock
     finally:
-        _TESTING.pop()
-        for transport in list(_LIVE):  # built before or during the block alike
-            transport._start_afresh(*transport._own_time)
+        TESTING.pop()
+        for transport in list(LIVE):  # built before or during the block alike
+            transport._isolate(None)

@@ -286,7 +286,7 @@ def test_a_ready_resilient_transport_takes_no_mounts() -> None:
     ],
 )
 def test_mount_patterns_match_as_httpx_matches_them(pattern: str, url: str, matches: bool) -> None:
-    from resilient_http._routing import Router
+    from resilient_http._async._router import Router
 
     marker = httpx.MockTransport(lambda request: httpx.Response(200))
     default = httpx.MockTransport(lambda request: httpx.Response(200))
@@ -295,7 +295,7 @@ def test_mount_patterns_match_as_httpx_matches_them(pattern: str, url: str, matc
 
 
 def test_the_most_specific_mount_wins() -> None:
-    from resilient_http._routing import Router
+    from resilient_http._async._router import Router
 
     default, everything, host, port = (
         httpx.MockTransport(lambda request: httpx.Response(200)) for _ in range(4)

@@ -14,11 +14,11 @@ from typing import Any, TextIO
 import anyio
 import httpx
 
+from .._async._client import ResilientClient
+from .._async._transport import FALLBACK_EXTENSION
 from .._breaker import CircuitState
-from .._client import ResilientClient
 from .._events import Event, StateChanged
 from .._exceptions import CircuitOpenError
-from .._transport import FALLBACK_EXTENSION
 from ._scenario import (
     MAX_CONNECTIONS,
     POLICY,

@@ -12,23 +12,22 @@ allocation beyond one stream wrapper.
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import random
-import sys
 import time
-import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, NoReturn, TypeVar, overload
+from typing import Any, TypeVar, overload
 
-import anyio
 import httpx
 
-from ._breaker import Breaker, CircuitState, Clock, Ticket
-from ._cache import StaleCache
-from ._events import (
+from resilient_http import _live
+from resilient_http._async import _io
+from resilient_http._async._streams import ObservedStream, retain, when_body_ends
+from resilient_http._breaker import Breaker, CircuitState, Clock, Ticket
+from resilient_http._cache import StaleCache
+from resilient_http._events import (
     AttemptFinished,
     BreakerEvicted,
     CallRejected,
@@ -40,14 +39,18 @@ from ._events import (
     StateChanged,
     log_transition,
     logger,
-    run_detached,
 )
-from ._exceptions import BulkheadFullError, CircuitOpenError, DeadlineExceeded, RejectedError
-from ._hosts import HostPattern, PatternTable, key_for_url, split_key
-from ._outcomes import Outcome, classified, error_outcome, is_failure, status_outcome
-from ._policy import Fallback, Policy, RetryBudget, RetryPolicy
-from ._retry import BudgetState, RetryPlan, can_retry
-from ._store import InMemoryStore, StateStore
+from resilient_http._exceptions import (
+    BulkheadFullError,
+    CircuitOpenError,
+    DeadlineExceeded,
+    RejectedError,
+)
+from resilient_http._hosts import HostPattern, PatternTable, key_for_url, split_key
+from resilient_http._outcomes import Outcome, classified, error_outcome, status_outcome
+from resilient_http._policy import Fallback, Policy, RetryBudget, RetryPolicy
+from resilient_http._retry import BudgetState, RetryPlan, can_retry
+from resilient_http._store import InMemoryStore, StateStore
 
 __all__ = ["FALLBACK_EXTENSION", "RETRY_EXTENSION", "ResilientTransport"]
 
@@ -55,12 +58,6 @@ __all__ = ["FALLBACK_EXTENSION", "RETRY_EXTENSION", "ResilientTransport"]
 FALLBACK_EXTENSION = "resilient_http.fallback"
 #: ``request.extensions`` key: a ``RetryPolicy`` replacing the host's for one request.
 RETRY_EXTENSION = "resilient_http.retry"
-
-#: A response discarded for a retry is read into memory (up to this size) and
-#: closed before the backoff sleep, so its connection goes back to the pool and
-#: the response stays readable if the loop then stops.
-RETAIN_LIMIT = 256 * 1024
-
 
 F = TypeVar("F", bound=Callable[..., Any])
 _T = TypeVar("_T", bound="ResilientTransport")
@@ -75,13 +72,6 @@ def _rank(pattern: HostPattern) -> _Rank:
         return (1, len(pattern.host), pattern.port is not None)
     return (3 if pattern.port is not None else 2, 0, 0)
 
-
-#: Every transport alive, so that ``resilient_http.testing.isolated()`` can give
-#: each test fresh breakers, whoever built the transport and when.
-_LIVE: weakref.WeakSet[ResilientTransport] = weakref.WeakSet()
-#: ``[(clock, sleep)]`` while ``isolated()`` runs: what transports built meanwhile
-#: use instead of their own (a test process runs one test at a time).
-_TESTING: list[tuple[Clock, Callable[[float], Awaitable[None]]]] = []
 
 #: How many hosts one eviction looks at, at most (keeps a new host's cost flat).
 _EVICTION_SCAN = 8
@@ -188,9 +178,9 @@ class _Host:
         # and a RetryPolicy built afresh per request adds no entry
         self.budgets: dict[RetryBudget, BudgetState] = {}
         self.budget = self.budget_for(policy.retry)
-        self.semaphore: anyio.Semaphore | None = None
-        # cancel scopes of the calls sleeping in backoff: woken when the circuit opens
-        self.sleepers: set[anyio.CancelScope] = set()
+        self.semaphore: _io.Semaphore | None = None
+        # the calls sleeping in backoff: woken when the circuit opens
+        self.sleepers: set[_io.Sleeper] = set()
         # May the transport's fast path serve this host? Set by the transport,
         # which knows its listeners, cache and store.
         self.fast = False
@@ -215,7 +205,7 @@ class _Host:
         return state
 
 
-class ResilientTransport(httpx.AsyncBaseTransport):
+class ResilientTransport(_io.Misuse, httpx.AsyncBaseTransport):
     """An ``httpx.AsyncBaseTransport`` that gives every upstream host its own
     circuit breaker, retries idempotent calls safely and serves fallbacks.
 
@@ -240,7 +230,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         store: StateStore | None = None,
         max_hosts: int = 1024,
         clock: Clock = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        sleep: _io.Sleep = _io.sleep,
         rng: random.Random | None = None,
     ) -> None:
         if transport is None:
@@ -255,6 +245,10 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             raise TypeError(f"policy must be a Policy, got {policy!r}")
         parsed_hosts = _parse_host_patterns(hosts or {})
         _check_settings(max_hosts, stale_cache, store, clock, sleep)
+        _io.check_store(store)
+        for named in (policy, *(host_policy for _, host_policy in parsed_hosts)):
+            if named.fallback is not None:
+                _io.check_fallback(named.fallback, "Policy.fallback")
         self._inner = transport
         self._policy = policy
         self._policies: PatternTable[tuple[Policy, _Rank]] = PatternTable(
@@ -262,7 +256,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         )
         self._fallbacks: PatternTable[tuple[Fallback, _Rank]] = PatternTable()
         self._stale_cache = stale_cache
-        self._emitter = Emitter(listeners)
+        self._emitter = _io.emitter(listeners)
         if isinstance(store, InMemoryStore):
             store = None  # the default: each breaker is its own state
         self._store = store
@@ -272,16 +266,17 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         self._plain = not self._emitter.listeners and stale_cache is None and store is None
         self._max_hosts = max_hosts
         self._own_time = (clock, sleep)  # what isolated() gives back afterwards
-        if _TESTING:  # under resilient_http.testing.isolated(): its time, not ours
-            clock, sleep = _TESTING[-1]
         self._clock = clock
         self._sleep = sleep
+        if _live.TESTING:  # under resilient_http.testing.isolated(): its time, not ours
+            self._clock, self._sleep = _live.TESTING[-1], _live.TESTING[-1].sleep
         self._rng = rng if rng is not None else random.Random()
         self._hosts: OrderedDict[str, _Host] = OrderedDict()
         self._routes: dict[tuple[str, bytes, int | None], _Host] = {}
+        self._lock = _io.Lock()  # the host map's, when threads share it
         if store is not None:
             store.attach(self._hosts)
-        _LIVE.add(self)
+        _live.LIVE.add(self)
 
     # -- public API -----------------------------------------------------------
 
@@ -306,11 +301,11 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         parsed = HostPattern.parse(pattern, what="fallback pattern")
 
         def register(fn: F) -> F:
-            if not callable(fn):
-                raise TypeError(f"fallback for {pattern!r} must be callable, got {fn!r}")
-            self._fallbacks.add(parsed, (fn, _rank(parsed)))
-            for host in self._hosts.values():
-                host.fallback = self._resolve_fallback(host.key, host.policy)
+            _io.check_fallback(fn, f"fallback for {pattern!r}")
+            with self._lock:
+                self._fallbacks.add(parsed, (fn, _rank(parsed)))
+                for host in self._hosts.values():
+                    host.fallback = self._resolve_fallback(host.key, host.policy)
             return fn
 
         if fn is None:
@@ -359,21 +354,17 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         if self._store is not None:
             await self._store.detach(self._hosts)
 
-    def _start_afresh(self, clock: Clock, sleep: Callable[[float], Awaitable[None]]) -> None:
-        """Forget every breaker and run on this clock and sleep from now on
-        (``resilient_http.testing.isolated``)."""
-        self._clock, self._sleep = clock, sleep
-        self._hosts.clear()
-        self._routes.clear()
-
-    def _sync_use(self, *args: object) -> NoReturn:
-        raise TypeError(
-            "ResilientTransport is an async transport (httpx.AsyncBaseTransport): use it with "
-            "httpx.AsyncClient(transport=...) or ResilientClient, not httpx.Client"
-        )
-
-    # httpx.Client would call these on its transport: say what to use instead.
-    handle_request = __enter__ = __exit__ = close = _sync_use
+    def _isolate(self, clock: _live.TestClock | None) -> None:
+        """Forget every breaker and run on ``clock`` (and its sleep) from now
+        on, or on the transport's own time again (``None``); for
+        ``resilient_http.testing.isolated``."""
+        if clock is None:
+            self._clock, self._sleep = self._own_time
+        else:
+            self._clock, self._sleep = clock, clock.sleep
+        with self._lock:
+            self._hosts.clear()
+            self._routes.clear()
 
     # -- hosts ------------------------------------------------------------------
 
@@ -418,7 +409,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             self._hosts.move_to_end(key)
             return host
         policy, _ = self._resolve_policy(key)
-        breaker = Breaker(
+        breaker = _io.Breaker(
             key, policy.breaker, clock=self._clock, on_transition=self._on_transition, rng=self._rng
         )
         host = _Host(key, policy, breaker)
@@ -510,8 +501,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         if new is CircuitState.OPEN:  # never sleep in backoff while the circuit is open
             host = self._hosts.get(breaker.key)
             if host is not None and host.sleepers:
-                for scope in host.sleepers:
-                    scope.cancel()
+                for sleeper in list(host.sleepers):  # (threads may add meanwhile)
+                    sleeper.cancel()
         if self._emitter.listeners:
             self._emitter.emit(StateChanged(breaker.key, old, new, retry_after))
         if self._store is not None:
@@ -573,20 +564,19 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             response = await self._admitted(request, host, retry, ticket)
         except Exception:
             Emitter.stop_collecting(token)
-            await Emitter.settle(owed)
+            await _io.settle(owed)
             raise
         except BaseException:
             Emitter.stop_collecting(token)
-            run_detached(owed)
+            _io.run_detached(owed)
             raise
         Emitter.stop_collecting(token)
-        if owed:
-            try:
-                await Emitter.settle(owed)
-            except BaseException:  # cancelled while listeners ran: nobody gets the response
-                with anyio.CancelScope(shield=True):
-                    await response.aclose()
-                raise
+        try:
+            await _io.settle(owed)
+        except BaseException:  # cancelled while listeners ran: nobody gets the response
+            with _io.shielded():
+                await response.aclose()
+            raise
         return response
 
     async def _admitted(
@@ -596,11 +586,14 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             return await self._reject(request, host, None)
         semaphore = host.semaphore
         if semaphore is None and host.policy.max_concurrency is not None:
-            semaphore = host.semaphore = anyio.Semaphore(host.policy.max_concurrency)
+            with self._lock:  # one per host, however many threads ask at once
+                if host.semaphore is None:
+                    host.semaphore = _io.Semaphore(host.policy.max_concurrency)
+                semaphore = host.semaphore
         if semaphore is None:
             return await self._call(request, host, retry, ticket)
         try:
-            acquired = await self._acquire(semaphore, host.policy.max_wait)
+            acquired = await _io.acquire(semaphore, host.policy.max_wait)
         except BaseException:  # cancelled while queued: give a probe slot back
             host.breaker.on_ignored(ticket)
             raise
@@ -613,7 +606,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             semaphore.release()
             raise
         # the slot is the call's until its body ends (read, closed or failed)
-        return _when_body_ends(response, semaphore.release)
+        return when_body_ends(response, semaphore.release)
 
     async def _call(
         self, request: httpx.Request, host: _Host, retry: RetryPolicy, ticket: Ticket
@@ -628,7 +621,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         body = request.stream  # before an inner transport can buffer and replace it
         deadline = math.inf if retry.deadline is None else started + retry.deadline
         try:
-            response = await self._send_by(request, deadline)
+            response = await _io.send_by(self._inner, request, self._clock, deadline)
         except BaseException as exc:
             return await self._after_error(request, host, retry, ticket, exc, started, budget, body)
         return await self._after_status(
@@ -649,7 +642,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         """The first attempt raised: record it, then retry or re-raise."""
         if not self._record_error(request, host, ticket, exc, started):
             raise exc
-        if not can_retry(request, retry, body):
+        if not can_retry(request, retry, isinstance(body, httpx.ByteStream)):
             raise exc
         return await self._retry_loop(request, host, retry, None, exc, started, budget)
 
@@ -667,7 +660,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         """The first attempt answered: record it, then retry or hand it over."""
         if not self._judge(request, host, retry, ticket, response, started):
             return response
-        if not can_retry(request, retry, body):
+        if not can_retry(request, retry, isinstance(body, httpx.ByteStream)):
             return response
         return await self._retry_loop(request, host, retry, response, None, started, budget)
 
@@ -722,7 +715,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             plan.next_attempt(wait)
             attempt_started = self._clock()
             try:
-                new = await self._send_by(request, plan.deadline)
+                new = await _io.send_by(self._inner, request, self._clock, plan.deadline)
             except BaseException as exc:
                 if not self._record_error(request, host, ticket, exc, attempt_started):
                     raise
@@ -755,9 +748,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         wait = plan.wait_for(response, error)
         if wait is None:
             return None
-        if response is not None and not await _retain(
-            request, response, self._clock, plan.deadline
-        ):
+        if response is not None and not await retain(request, response, self._clock, plan.deadline):
             return None
         if not plan.may_retry(wait):
             logger.debug("no time or retry budget left for %s; not retrying", host.key)
@@ -795,23 +786,12 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     async def _backoff(self, host: _Host, wait: float) -> bool:
         """Sleep ``wait`` seconds before a retry; ``False`` when the host's circuit
         opened meanwhile (the transition cancels the sleep)."""
-        with anyio.CancelScope() as scope:
-            host.sleepers.add(scope)
-            try:
-                await self._sleep(wait)
-            finally:
-                host.sleepers.discard(scope)
-        return not scope.cancel_called
-
-    async def _send_by(self, request: httpx.Request, deadline: float) -> httpx.Response:
-        """One attempt, cut off at ``deadline`` (on the transport's clock; ``inf``:
-        none). Only called with time left: a cut attempt was really sent, and
-        counts as a timeout."""
-        if deadline == math.inf:
-            return await self._inner.handle_async_request(request)
-        with anyio.move_on_after(max(0.0, deadline - self._clock())):
-            return await self._inner.handle_async_request(request)
-        raise DeadlineExceeded(f"retry deadline reached for {request.method}", request=request)
+        sleeper = _io.Sleeper()
+        host.sleepers.add(sleeper)
+        try:
+            return await sleeper.sleep(self._sleep, wait)
+        finally:
+            host.sleepers.discard(sleeper)
 
     # -- outcomes -----------------------------------------------------------------
 
@@ -896,7 +876,7 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             self._body_ended, request, host, None if ticket.probe else ticket, started, response
         )
         limit = cache.max_entry_bytes if capture and cache is not None else None
-        response.stream = _ObservedStream(stream, on_end, limit)
+        response.stream = ObservedStream(stream, on_end, limit)
         return response
 
     def _body_ended(
@@ -935,21 +915,6 @@ class ResilientTransport(httpx.AsyncBaseTransport):
 
     # -- rejection ------------------------------------------------------------------
 
-    async def _acquire(self, semaphore: anyio.Semaphore, max_wait: float) -> bool:
-        # A free slot is taken at once: no timer, no trip through the event loop
-        # (``Semaphore.acquire`` checkpoints even when a slot is free).
-        try:
-            semaphore.acquire_nowait()
-        except anyio.WouldBlock:
-            if max_wait <= 0:
-                return False
-        else:
-            return True
-        with anyio.move_on_after(max_wait):
-            await semaphore.acquire()
-            return True
-        return False
-
     async def _reject(
         self,
         request: httpx.Request,
@@ -987,7 +952,13 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         cache = self._stale_cache
         if cache is None or request.method != "GET":
             return None
-        return cache.lookup(request, self._clock())
+        found = cache.find(request, self._clock())
+        if found is None:
+            return None
+        status, headers, body = found
+        return httpx.Response(
+            status, headers=headers, stream=httpx.ByteStream(body), request=request
+        )
 
     async def _fallback_answer(
         self, request: httpx.Request, host: _Host, error: RejectedError
@@ -995,207 +966,10 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         fallback = host.fallback
         if fallback is None:
             raise error
-        result = fallback(request, error)
-        if inspect.isawaitable(result):
-            result = await result
+        result = await _io.fallback_result(fallback(request, error))
         if not isinstance(result, httpx.Response):
             raise TypeError(
                 f"fallback {_fn_name(fallback)} for {host.key} returned "
                 f"{type(result).__name__}, expected httpx.Response"
             )
         return result
-
-
-async def _retain(
-    request: httpx.Request, response: httpx.Response, clock: Clock, deadline: float
-) -> bool:
-    """Read a response about to be discarded for a retry into memory and close
-    it, so its connection returns to the pool while it stays readable.
-
-    Returns ``False`` when that cannot be done and the loop must stop, handing
-    the response over: past ``RETAIN_LIMIT`` bytes the body is handed over
-    intact (what was read, then the rest); a body still arriving at the
-    deadline is cut (its connection closed), and reading it raises
-    ``DeadlineExceeded`` after what had arrived.
-    """
-    if response.is_closed or isinstance(response.stream, httpx.ByteStream):
-        return True
-    raw = response.stream
-    assert isinstance(raw, httpx.AsyncByteStream)
-    chunks: list[bytes] = []
-    size = 0
-    iterator = raw.__aiter__()
-    with anyio.move_on_after(deadline - clock()):
-        try:
-            async for chunk in iterator:
-                chunks.append(chunk)
-                size += len(chunk)
-                if clock() >= deadline:
-                    break
-                if size > RETAIN_LIMIT:
-                    response.stream = _ReplayStream(chunks, iterator, raw)
-                    return False
-            else:
-                await raw.aclose()
-                response.stream = httpx.ByteStream(b"".join(chunks))
-                return True
-        except Exception as exc:
-            await raw.aclose()
-            response.stream = _ReplayStream(chunks, None, None, error=exc)
-            return True
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await raw.aclose()
-            raise
-    with anyio.CancelScope(shield=True):
-        await raw.aclose()
-    cut = DeadlineExceeded(
-        "retry deadline reached while the response body was arriving", request=request
-    )
-    response.stream = _ReplayStream(chunks, None, None, error=cut)
-    return False
-
-
-def _when_body_ends(response: httpx.Response, callback: Callable[[], object]) -> httpx.Response:
-    """Call ``callback`` once the response's body ends (read, closed or failed),
-    or now when the body is already in memory."""
-    stream = response.stream
-    if response.is_closed or isinstance(stream, httpx.ByteStream):
-        callback()
-    else:
-        assert isinstance(stream, httpx.AsyncByteStream)
-        response.stream = _EndNotifyingStream(stream, callback)
-    return response
-
-
-class _EndNotifyingStream(httpx.AsyncByteStream):
-    """Passes a body through and calls ``callback`` once, when it ends."""
-
-    __slots__ = ("_callback", "_stream")
-
-    def __init__(self, stream: httpx.AsyncByteStream, callback: Callable[[], object]) -> None:
-        self._stream = stream
-        self._callback: Callable[[], object] | None = callback
-
-    def _end(self) -> None:
-        callback, self._callback = self._callback, None
-        if callback is not None:
-            callback()
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._stream:
-                yield chunk
-        finally:
-            self._end()
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            self._end()
-
-
-class _ReplayStream(httpx.AsyncByteStream):
-    """Chunks already read, then the rest of the original stream (or its error)."""
-
-    def __init__(
-        self,
-        chunks: list[bytes],
-        rest: AsyncIterator[bytes] | None,
-        raw: httpx.AsyncByteStream | None,
-        *,
-        error: BaseException | None = None,
-    ) -> None:
-        self._chunks = chunks
-        self._rest = rest
-        self._raw = raw
-        self._error = error
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self._chunks:
-            yield chunk
-        if self._rest is not None:
-            async for chunk in self._rest:
-                yield chunk
-        if self._error is not None:
-            raise self._error
-
-    async def aclose(self) -> None:
-        if self._raw is not None:
-            await self._raw.aclose()
-
-
-#: Called once when an observed body ends: ``(error, body)``, where ``error`` is
-#: ``None`` (read in full, or closed early) or what ended it, and ``body`` the
-#: bytes read when the stream captured them and they arrived in full. Returns
-#: the async listener calls the verdict set off, for the reader to run.
-BodyEnded = Callable[[BaseException | None, bytes | None], list[Awaitable[object]]]
-
-
-class _ObservedStream(httpx.AsyncByteStream):
-    """Passes a body through untouched and calls ``on_end`` once, when it ends
-    (read in full, closed, or failed), then runs the listener calls that
-    returned. With ``capture_limit`` set, also copies the body as the caller
-    reads it, giving up past that many bytes. Buffers nothing else."""
-
-    __slots__ = ("_capture", "_limit", "_on_end", "_size", "_stream")
-
-    def __init__(
-        self, stream: httpx.AsyncByteStream, on_end: BodyEnded, capture_limit: int | None = None
-    ) -> None:
-        self._stream = stream
-        self._on_end: BodyEnded | None = on_end
-        self._limit = capture_limit
-        self._capture: list[bytes] | None = [] if capture_limit is not None else None
-        self._size = 0
-
-    def _end(self, exc: BaseException | None, complete: bool = False) -> list[Awaitable[object]]:
-        on_end, self._on_end = self._on_end, None
-        if on_end is None:
-            return []
-        capture, self._capture = self._capture, None
-        body = b"".join(capture) if complete and capture is not None else None
-        return on_end(exc, body)
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._stream:
-                capture = self._capture
-                if capture is not None:
-                    self._size += len(chunk)
-                    if self._limit is not None and self._size <= self._limit:
-                        capture.append(chunk)
-                    else:
-                        self._capture = None
-                yield chunk
-        except GeneratorExit:
-            raise
-        except Exception as exc:  # the body failed: its listeners run, then the error
-            await _settle(self._end(exc))
-            raise
-        except BaseException as exc:  # cancelled: no waiting for listeners
-            run_detached(self._end(exc))
-            raise
-        await _settle(self._end(None, complete=True))
-
-    async def aclose(self) -> None:
-        # httpx closes a response from its error handler when reading it failed
-        # above the transport (a body that does not decode): that error, if
-        # any, is the one being handled now, and judges the call
-        handling = sys.exc_info()[1]
-        if isinstance(handling, Exception) and not is_failure(handling):
-            handling = None  # the caller's own error: the upstream did its part
-        try:
-            await self._stream.aclose()
-        finally:
-            owed = self._end(handling)
-        if handling is None or isinstance(handling, Exception):
-            await _settle(owed)
-        else:  # closed because the reader was cancelled: no waiting for listeners
-            run_detached(owed)
-
-
-async def _settle(owed: list[Awaitable[object]]) -> None:
-    if owed:  # async listeners told of this call's verdict
-        await Emitter.settle(owed)

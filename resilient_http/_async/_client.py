@@ -7,11 +7,12 @@ from typing import Any
 
 import httpx
 
-from ._events import Event, Listener
-from ._policy import Policy
-from ._routing import Router, environment_proxies
-from ._store import StateStore
-from ._transport import ResilientTransport
+from resilient_http._async._router import Router
+from resilient_http._async._transport import ResilientTransport
+from resilient_http._events import Event, Listener
+from resilient_http._policy import Policy
+from resilient_http._routing import environment_proxies
+from resilient_http._store import StateStore
 
 __all__ = ["DEFAULT_TIMEOUT", "ResilientClient"]
 
