@@ -24,6 +24,9 @@ from ._policy import RetryBudget as RetryBudget
 from ._policy import RetryPolicy as RetryPolicy
 from ._store import InMemoryStore as InMemoryStore
 from ._store import StateStore as StateStore
+from ._store import SyncStateStore as SyncStateStore
+from ._sync._client import SyncResilientClient as SyncResilientClient
+from ._sync._transport import SyncResilientTransport as SyncResilientTransport
 
 __version__ = "0.1.0"
 
@@ -51,6 +54,9 @@ __all__ = [
     "StaleCache",
     "StateChanged",
     "StateStore",
+    "SyncResilientClient",
+    "SyncResilientTransport",
+    "SyncStateStore",
     "__version__",
     "service_unavailable",
 ]

@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from ._types import URL, Headers, Request, Response
 
 __all__ = ["StaleCache"]
 
@@ -18,7 +22,7 @@ _Key = tuple[str, bytes, bytes, "int | None", bytes]
 @dataclass(slots=True)
 class _Entry:
     status: int
-    headers: httpx.Headers  # the response's own (copied when served, never when stored)
+    headers: Headers  # the response's own (copied when served, never when stored)
     body: bytes
     stored_at: float
     vary: tuple[tuple[str, str | None], ...]
@@ -33,7 +37,7 @@ def _directives(values: list[str]) -> set[str]:
 _PRIVATE_REQUEST = frozenset({"authorization", "cookie", "range"})
 
 
-def _by_name(headers: httpx.Headers, names: frozenset[str]) -> dict[str, list[str]]:
+def _by_name(headers: Headers, names: frozenset[str]) -> dict[str, list[str]]:
     """The values of the named headers, in one pass (each ``headers[name]``
     lookup would scan and decode the whole list again)."""
     found: dict[str, list[str]] = {}
@@ -105,12 +109,12 @@ class StaleCache:
         self._bytes = 0
 
     @staticmethod
-    def _key(url: httpx.URL) -> _Key:
+    def _key(url: URL) -> _Key:
         # the URL's parts as httpx already holds them (no re-parsing); the
         # fragment is not among them, userinfo is kept apart
         return (url.scheme, url.userinfo, url.raw_host, url.port, url.raw_path)
 
-    def storable(self, request: httpx.Request, response: httpx.Response) -> bool:
+    def storable(self, request: Request, response: Response) -> bool:
         """May this response be remembered? Checked on the status line."""
         if request.method != "GET" or not 200 <= response.status_code < 300:
             return False
@@ -130,9 +134,7 @@ class StaleCache:
         lengths = answered.get("content-length", [])
         return not any(n.isdigit() and int(n) > self.max_entry_bytes for n in lengths)
 
-    def store(
-        self, request: httpx.Request, response: httpx.Response, body: bytes, now: float
-    ) -> None:
+    def store(self, request: Request, response: Response, body: bytes, now: float) -> None:
         if len(body) > self.max_entry_bytes:
             return
         vary = tuple(
@@ -163,7 +165,7 @@ class StaleCache:
             status, headers=headers, stream=httpx.ByteStream(body), request=request
         )
 
-    def find(self, request: httpx.Request, now: float) -> tuple[int, httpx.Headers, bytes] | None:
+    def find(self, request: Request, now: float) -> tuple[int, Headers, bytes] | None:
         """The stored answer for this GET (status, a copy of its headers with
         ``Age`` set, body), or ``None``. Builds no response, so any binding
         (httpx or httpx2) makes its own from it."""

@@ -18,9 +18,12 @@ import contextlib
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import httpx
+
+if TYPE_CHECKING:
+    from ._types import URL
 
 __all__ = ["DEFAULT_PORTS", "HostPattern", "PatternTable", "key_for_url", "split_key"]
 
@@ -38,7 +41,7 @@ def _format_host(raw_host: str) -> str:
     return host
 
 
-def key_for_url(url: httpx.URL) -> str | None:
+def key_for_url(url: URL) -> str | None:
     """The breaker key for ``url``, or ``None`` when the URL has no usable
     authority (missing host, or a scheme not in ``DEFAULT_PORTS``, even with an
     explicit port): such requests are the caller's error and are passed to the

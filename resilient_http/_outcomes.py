@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Container
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-import httpx
+if TYPE_CHECKING:
+    from ._types import Request, Response
 
 __all__ = [
-    "FAILURE_ERRORS",
     "Classifier",
     "Outcome",
     "classified",
-    "error_outcome",
-    "is_failure",
     "status_outcome",
 ]
 
@@ -33,31 +31,11 @@ Outcome: TypeAlias = Literal["success", "failure", "ignored"]
 #: ``BreakerPolicy(classify=...)``: ``fn(request, response_or_error)`` returns
 #: ``"failure"``, ``"success"``, ``"ignored"``, or ``None`` for the default verdict.
 #: A response is given at its status line: its body is never read for this.
-Classifier: TypeAlias = Callable[
-    [httpx.Request, "httpx.Response | BaseException"], "Outcome | None"
-]
+#: Either library's objects (httpx or httpx2), hence ``Any``.
+Classifier: TypeAlias = Callable[[Any, Any], "Outcome | None"]
 
 _OUTCOMES = frozenset({"success", "failure", "ignored"})
 logger = logging.getLogger("resilient_http")
-
-#: Errors that are the upstream's fault.
-FAILURE_ERRORS = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-    httpx.DecodingError,
-)
-
-
-def is_failure(exc: BaseException) -> bool:
-    """Is this error the upstream's fault? ``httpx.PoolTimeout`` is not: it means
-    *our* connection pool is full (often of calls hung on another host), and
-    counting it would let one sick host open a healthy host's circuit."""
-    return isinstance(exc, FAILURE_ERRORS) and not isinstance(exc, httpx.PoolTimeout)
-
-
-def error_outcome(exc: BaseException) -> Outcome:
-    return "failure" if is_failure(exc) else "ignored"
 
 
 def status_outcome(status: int, failure_statuses: Container[int]) -> Outcome:
@@ -66,8 +44,8 @@ def status_outcome(status: int, failure_statuses: Container[int]) -> Outcome:
 
 def classified(
     classify: Classifier,
-    request: httpx.Request,
-    subject: httpx.Response | BaseException,
+    request: Request,
+    subject: Response | BaseException,
     default: Outcome,
 ) -> Outcome:
     """The user's verdict on an attempt, or ``default`` when it has none. A

@@ -7,11 +7,14 @@ import email.utils
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import httpx
 import tenacity
 
 from ._policy import RetryBudget, RetryPolicy
+
+if TYPE_CHECKING:
+    from ._types import Request, Response
 
 __all__ = ["BudgetState", "RetryPlan", "can_retry", "parse_retry_after"]
 
@@ -59,7 +62,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, delay)
 
 
-def can_retry(request: httpx.Request, policy: RetryPolicy, replayable: bool) -> bool:
+def can_retry(request: Request, policy: RetryPolicy, replayable: bool) -> bool:
     """Idempotent (by method or ``Idempotency-Key``) and the body can be replayed.
 
     ``replayable``: the request's body, as the caller built it (taken before
@@ -173,9 +176,7 @@ class RetryPlan:
         #: The number of the attempt whose outcome is being judged.
         self.attempt = 1
 
-    def wait_for(
-        self, response: httpx.Response | None, error: BaseException | None
-    ) -> float | None:
+    def wait_for(self, response: Response | None, error: BaseException | None) -> float | None:
         policy = self._policy
         if self.attempt >= policy.attempts:
             return None

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.request
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from ._types import URL
 
 __all__ = ["MountPattern", "environment_proxies"]
 
@@ -39,7 +43,7 @@ class MountPattern:
         self.port = url.port
         self.priority = (0 if self.port is not None else 1, -len(self.host), -len(self.scheme))
 
-    def matches(self, url: httpx.URL) -> bool:
+    def matches(self, url: URL) -> bool:
         if self.scheme != "all" and self.scheme != url.scheme:
             return False
         if self.port is not None and self.port != url.port:

@@ -34,7 +34,7 @@ from typing import Protocol
 from ._breaker import Breaker, CircuitState, Ticket
 from ._outcomes import Outcome
 
-__all__ = ["HasBreaker", "InMemoryStore", "Outcome", "StateStore"]
+__all__ = ["HasBreaker", "InMemoryStore", "Outcome", "StateStore", "SyncStateStore"]
 
 
 class HasBreaker(Protocol):
@@ -58,6 +58,23 @@ class StateStore(Protocol):
     def transitioned(self, breaker: Breaker, old: CircuitState, new: CircuitState) -> None: ...
 
     async def admit_probe(self, breaker: Breaker, ticket: Ticket) -> bool: ...
+
+
+class SyncStateStore(Protocol):
+    """A :class:`StateStore` for ``SyncResilientTransport``: the same hooks,
+    ``detach`` and ``admit_probe`` plain functions (called from any thread)."""
+
+    def attach(self, hosts: Mapping[str, HasBreaker]) -> None: ...
+
+    def detach(self, hosts: Mapping[str, HasBreaker]) -> None: ...
+
+    def bind(self, breaker: Breaker) -> None: ...
+
+    def record(self, breaker: Breaker, ticket: Ticket, outcome: Outcome) -> None: ...
+
+    def transitioned(self, breaker: Breaker, old: CircuitState, new: CircuitState) -> None: ...
+
+    def admit_probe(self, breaker: Breaker, ticket: Ticket) -> bool: ...
 
 
 class InMemoryStore:

@@ -953,7 +953,9 @@ def _use_sync(client: httpx.Client, use: str) -> None:
 def test_an_async_transport_in_a_sync_client_says_what_to_use(use: str) -> None:
     transport = ResilientTransport(httpx.MockTransport(lambda request: httpx.Response(200)))
     client = httpx.Client(transport=transport)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"httpx\.AsyncClient.*SyncResilientTransport with httpx\.Client"):
+    with pytest.raises(
+        TypeError, match=r"httpx\.AsyncClient.*SyncResilientTransport with httpx\.Client"
+    ):
         _use_sync(client, use)
 
 

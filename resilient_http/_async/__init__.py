@@ -1,1 +1,1 @@
-"""The async binding (``httpx.AsyncClient``): the source the sync binding is generated from."""
+"""The async binding (``httpx.AsyncClient``): the source of the sync binding, but for ``_io.py``."""

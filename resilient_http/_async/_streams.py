@@ -12,7 +12,7 @@ import httpx
 from resilient_http._async import _io
 from resilient_http._breaker import Clock
 from resilient_http._exceptions import DeadlineExceeded
-from resilient_http._outcomes import is_failure
+from resilient_http._failures import is_failure
 
 __all__ = ["RETAIN_LIMIT", "BodyEnded", "ObservedStream", "retain", "when_body_ends"]
 

@@ -46,8 +46,9 @@ from resilient_http._exceptions import (
     DeadlineExceeded,
     RejectedError,
 )
+from resilient_http._failures import error_outcome
 from resilient_http._hosts import HostPattern, PatternTable, key_for_url, split_key
-from resilient_http._outcomes import Outcome, classified, error_outcome, status_outcome
+from resilient_http._outcomes import Outcome, classified, status_outcome
 from resilient_http._policy import Fallback, Policy, RetryBudget, RetryPolicy
 from resilient_http._retry import BudgetState, RetryPlan, can_retry
 from resilient_http._store import InMemoryStore, StateStore

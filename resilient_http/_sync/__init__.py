@@ -1,0 +1,1 @@
+"""The sync binding (``httpx.Client``), generated from the async one but for ``_io.py``."""

@@ -1,0 +1,86 @@
+# Generated from resilient_http/_exceptions.py by tests/codegen.py: do not edit.
+"""The exception tree.
+
+Every rejection is an ``httpx2.TransportError``, so code that already handles
+``httpx2.HTTPError`` (or ``httpx2.RequestError``) keeps working unchanged::
+
+    httpx2.HTTPError
+    └── httpx2.RequestError
+        └── httpx2.TransportError
+            ├── RejectedError            the call never reached the upstream
+            │   ├── CircuitOpenError     the host's circuit is open (or half-open and busy)
+            │   └── BulkheadFullError    no free concurrency slot within ``max_wait``
+            └── httpx2.TimeoutException
+                └── DeadlineExceeded     ``RetryPolicy.deadline`` ran out
+
+Rejections are never counted as breaker failures.
+"""
+
+from __future__ import annotations
+
+import math
+
+import httpx2
+
+__all__ = ["BulkheadFullError", "CircuitOpenError", "DeadlineExceeded", "RejectedError"]
+
+
+class RejectedError(httpx2.TransportError):
+    """A call rejected by resilient_http before it touched the network.
+
+    ``host`` is the breaker key (``"api.example.com:443"``), never a full URL.
+    ``reason`` is a short machine-readable string (``"circuit_open"``,
+    ``"bulkhead_full"``), the same one a fallback response is marked with.
+    ``retry_after`` is the number of seconds after which a new call may be
+    admitted (``0.0`` unless the subclass knows better).
+    """
+
+    reason: str = "rejected"
+    retry_after: float = 0.0
+
+    def __init__(self, message: str, *, host: str, request: httpx2.Request | None = None) -> None:
+        super().__init__(message, request=request)
+        self.host = host
+
+
+class CircuitOpenError(RejectedError):
+    """The host's circuit is open: the call was rejected at once.
+
+    ``retry_after`` is the number of seconds until a probe may go through
+    (``0.0`` when the circuit is half-open and its probe slots are busy,
+    ``math.inf`` while the circuit is held open with ``Breaker.force_open()``).
+    """
+
+    reason = "circuit_open"
+
+    def __init__(
+        self, host: str, retry_after: float, *, request: httpx2.Request | None = None
+    ) -> None:
+        when = "held open" if math.isinf(retry_after) else f"retry in {retry_after:.2f}s"
+        super().__init__(f"circuit open for {host} ({when})", host=host, request=request)
+        self.retry_after = retry_after
+
+
+class BulkheadFullError(RejectedError):
+    """No concurrency slot for the host became free within ``Policy.max_wait``.
+
+    Not a breaker failure: the upstream was never called.
+    """
+
+    reason = "bulkhead_full"
+
+    def __init__(
+        self, host: str, max_concurrency: int, *, request: httpx2.Request | None = None
+    ) -> None:
+        super().__init__(
+            f"bulkhead full for {host} ({max_concurrency} calls in flight)",
+            host=host,
+            request=request,
+        )
+        self.max_concurrency = max_concurrency
+
+
+class DeadlineExceeded(httpx2.TimeoutException):
+    """``RetryPolicy.deadline`` ran out: an attempt still running was cut (a
+    timeout, so counted as a failure), or a response body still arriving when
+    it was read for a retry was cut."""

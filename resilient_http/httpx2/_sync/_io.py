@@ -1,0 +1,190 @@
+# Generated from resilient_http/_sync/_io.py by tests/codegen.py: do not edit.
+"""What the sync binding does around the inner transport, with threads: the
+bulkhead, backoff sleeps an opening circuit cuts short, the deadline and the
+locks that make one transport safe to share between threads.
+
+The threaded twin of ``resilient_http/_async/_io.py``, written by hand.
+Everything else in ``_sync`` is generated from ``_async``
+(``python -m tests.codegen``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import NoReturn
+
+import httpx2
+
+from resilient_http._breaker import Clock
+from resilient_http._breaker import LockedBreaker as Breaker
+from resilient_http._events import Emitter, Event, Listener, run_detached
+from resilient_http.httpx2._exceptions import DeadlineExceeded
+
+__all__ = [
+    "Breaker",
+    "Lock",
+    "Misuse",
+    "Semaphore",
+    "Sleep",
+    "Sleeper",
+    "acquire",
+    "check_fallback",
+    "check_store",
+    "emitter",
+    "fallback_result",
+    "move_on_after",
+    "run_detached",
+    "send_by",
+    "settle",
+    "shielded",
+    "sleep",
+]
+
+Sleep = Callable[[float], object]
+#: The default backoff sleep.
+sleep: Sleep = time.sleep
+#: The bulkhead: it counts threads.
+Semaphore = threading.Semaphore
+#: The host map's lock (re-entrant: creating a host may evict another).
+Lock = threading.RLock
+
+
+def acquire(semaphore: threading.Semaphore, max_wait: float) -> bool:
+    """A bulkhead slot, waiting at most ``max_wait`` seconds for one."""
+    if semaphore.acquire(blocking=False):
+        return True
+    return max_wait > 0 and semaphore.acquire(timeout=max_wait)
+
+
+class Sleeper:
+    """One backoff sleep, which ``cancel()`` (the circuit opening, in any
+    thread) cuts short. An injected ``sleep`` cannot be interrupted: it runs to
+    its end and the cut is seen after it."""
+
+    __slots__ = ("_cut",)
+
+    def __init__(self) -> None:
+        self._cut = threading.Event()
+
+    def cancel(self) -> None:
+        self._cut.set()
+
+    def sleep(self, sleep: Sleep, seconds: float) -> bool:
+        """``False`` when cut short."""
+        if sleep is time.sleep:
+            return not self._cut.wait(seconds)
+        sleep(seconds)
+        return not self._cut.is_set()
+
+
+def move_on_after(seconds: float) -> contextlib.nullcontext[None]:
+    """A thread cannot be interrupted: the block runs to its end, and the
+    deadline is kept by the reads' own timeouts (see ``send_by``)."""
+    return contextlib.nullcontext()
+
+
+def shielded() -> contextlib.nullcontext[None]:
+    """Nothing cancels a thread."""
+    return contextlib.nullcontext()
+
+
+_TIMEOUTS = ("connect", "read", "write", "pool")
+
+
+def send_by(
+    transport: httpx2.BaseTransport, request: httpx2.Request, clock: Clock, deadline: float
+) -> httpx2.Response:
+    """One attempt whose connect, write, read and pool timeouts are cut to the
+    time left before ``deadline`` (a thread cannot be interrupted, so each
+    wait is bounded rather than the whole). A timeout past the deadline is
+    ``DeadlineExceeded``."""
+    if deadline == math.inf:
+        return transport.handle_request(request)
+    left = max(0.0, deadline - clock())
+    own = request.extensions.get("timeout")
+    timeouts = own if isinstance(own, dict) else {}
+    request.extensions["timeout"] = {
+        name: left if timeouts.get(name) is None else min(timeouts[name], left)
+        for name in _TIMEOUTS
+    }
+    try:
+        return transport.handle_request(request)
+    except httpx2.TimeoutException as exc:
+        if clock() < deadline or isinstance(exc, DeadlineExceeded):
+            raise
+        raise DeadlineExceeded(
+            f"retry deadline reached for {request.method}", request=request
+        ) from exc
+    finally:
+        if own is None:
+            del request.extensions["timeout"]
+        else:
+            request.extensions["timeout"] = own
+
+
+def _is_async(fn: object) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 (an object's async __call__)
+    )
+
+
+def emitter(listeners: Iterable[Listener | Callable[[Event], object]]) -> Emitter:
+    """Listeners must be sync: nothing would run an async one."""
+    listeners = tuple(listeners)
+    for listener in listeners:
+        if _is_async(listener):
+            raise TypeError(
+                f"listener {listener!r} is async: a sync transport calls its listeners in "
+                "the calling thread, so they must be plain functions"
+            )
+    return Emitter(listeners)
+
+
+def check_fallback(fn: object, what: str) -> None:
+    """Fallbacks must be sync callables."""
+    if not callable(fn):
+        raise TypeError(f"{what} must be callable, got {fn!r}")
+    if _is_async(fn):
+        raise TypeError(f"{what} is async ({fn!r}): a sync transport needs a plain function")
+
+
+def check_store(store: object) -> None:
+    """A store whose hooks are coroutines cannot serve threads."""
+    if store is not None and _is_async(getattr(store, "admit_probe", None)):
+        raise TypeError(
+            f"{type(store).__name__} is an async store: SyncResilientTransport needs a store "
+            "with sync hooks (or none: each process keeps its own breakers)"
+        )
+
+
+def fallback_result(result: object) -> object:
+    """What a fallback returned; an awaitable is an error here."""
+    if inspect.isawaitable(result):
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        raise TypeError("a fallback returned an awaitable: a sync transport cannot await it")
+    return result
+
+
+def settle(owed: list[Awaitable[object]]) -> None:
+    """Sync listeners owe nothing; anything awaitable a listener returned is dropped."""
+    if owed:
+        run_detached(owed)
+
+
+class Misuse:
+    """What ``httpx2.AsyncClient`` would call on a transport: each says what to use instead."""
+
+    def _async_use(self, *args: object) -> NoReturn:
+        raise TypeError(
+            f"{type(self).__name__} is a sync transport (httpx2.BaseTransport): use it with "
+            "httpx2.Client(transport=...), or use ResilientTransport with httpx2.AsyncClient"
+        )
+
+    handle_async_request = __aenter__ = __aexit__ = aclose = _async_use

@@ -1,0 +1,975 @@
+# Generated from resilient_http/_async/_transport.py by tests/codegen.py: do not edit.
+"""SyncResilientTransport: the thin IO layer around the sans-IO breaker.
+
+For each request: find the host (breaker key) -> ask its breaker for a ticket
+(or reject: stale cache, fallback, or ``CircuitOpenError``) -> take a bulkhead
+slot if configured -> one attempt on the inner transport -> classify -> on a
+retryable outcome, the retry loop (tenacity wait strategies, ``Retry-After``,
+deadline, budget; the breaker consulted before every backoff sleep and every
+retry). A healthy first attempt takes the fast path: no tenacity machinery, no
+allocation beyond one stream wrapper.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+import httpx2
+
+from resilient_http import _live
+from resilient_http._breaker import Breaker, CircuitState, Clock, Ticket
+from resilient_http._cache import StaleCache
+from resilient_http._events import (
+    AttemptFinished,
+    BreakerEvicted,
+    CallRejected,
+    Emitter,
+    Event,
+    FallbackServed,
+    Listener,
+    RetryScheduled,
+    StateChanged,
+    log_transition,
+    logger,
+)
+from resilient_http._hosts import HostPattern, PatternTable, key_for_url, split_key
+from resilient_http._outcomes import Outcome, classified, status_outcome
+from resilient_http._policy import Fallback, Policy, RetryBudget, RetryPolicy
+from resilient_http._retry import BudgetState, RetryPlan, can_retry
+from resilient_http._store import InMemoryStore, SyncStateStore
+from resilient_http.httpx2._exceptions import (
+    BulkheadFullError,
+    CircuitOpenError,
+    DeadlineExceeded,
+    RejectedError,
+)
+from resilient_http.httpx2._failures import error_outcome
+from resilient_http.httpx2._sync import _io
+from resilient_http.httpx2._sync._streams import ObservedStream, retain, when_body_ends
+
+__all__ = ["FALLBACK_EXTENSION", "RETRY_EXTENSION", "SyncResilientTransport"]
+
+#: ``response.extensions`` key set on a response served instead of a rejection.
+FALLBACK_EXTENSION = "resilient_http.fallback"
+#: ``request.extensions`` key: a ``RetryPolicy`` replacing the host's for one request.
+RETRY_EXTENSION = "resilient_http.retry"
+
+F = TypeVar("F", bound=Callable[..., Any])
+_T = TypeVar("_T", bound="SyncResilientTransport")
+
+# Specificity ranks: explicit host:port > host > wildcard (longer first) > default.
+_Rank = tuple[int, int, int]
+_DEFAULT_RANK: _Rank = (0, 0, 0)
+
+
+def _rank(pattern: HostPattern) -> _Rank:
+    if pattern.wildcard:
+        return (1, len(pattern.host), pattern.port is not None)
+    return (3 if pattern.port is not None else 2, 0, 0)
+
+
+#: How many hosts one eviction looks at, at most (keeps a new host's cost flat).
+_EVICTION_SCAN = 8
+
+
+def _eviction_tier(host: _Host) -> int:
+    """0 idle, 1 closed with recent failures, 2 open or half-open, 3 never evicted."""
+    breaker = host.breaker
+    if host.is_busy() or breaker.forced is not None:
+        return 3
+    if breaker.is_idle():
+        return 0
+    return 1 if breaker._state is CircuitState.CLOSED else 2
+
+
+def _parse_host_patterns(hosts: Mapping[str, Policy]) -> list[tuple[HostPattern, Policy]]:
+    """Parse ``hosts`` keys; two spellings of one pattern are an error, not a
+    silent choice between their policies."""
+    parsed: list[tuple[HostPattern, Policy]] = []
+    seen: dict[tuple[str, int | None, bool], str] = {}
+    for text, host_policy in hosts.items():
+        if not isinstance(host_policy, Policy):
+            raise TypeError(f"hosts[{text!r}] must be a Policy, got {host_policy!r}")
+    for text, host_policy in hosts.items():
+        pattern = HostPattern.parse(text, what="hosts pattern")
+        same = (pattern.host, pattern.port, pattern.wildcard)
+        if same in seen:
+            raise ValueError(
+                f"hosts patterns {seen[same]!r} and {text!r} name the same hosts: keep one"
+            )
+        seen[same] = text
+        parsed.append((pattern, host_policy))
+    return parsed
+
+
+_STORE_HOOKS = ("attach", "detach", "bind", "record", "transitioned", "admit_probe")
+
+
+def _check_settings(
+    max_hosts: object, stale_cache: object, store: object, clock: object, sleep: object
+) -> None:
+    if isinstance(max_hosts, bool) or not isinstance(max_hosts, int) or max_hosts < 1:
+        raise ValueError(f"max_hosts must be an int >= 1, got {max_hosts!r}")
+    if stale_cache is not None and not isinstance(stale_cache, StaleCache):
+        raise TypeError(f"stale_cache must be a StaleCache or None, got {stale_cache!r}")
+    if not callable(clock):
+        raise TypeError(f"clock must be callable, got {clock!r}")
+    if not callable(sleep):
+        raise TypeError(f"sleep must be callable, got {sleep!r}")
+    if store is not None:
+        _check_store(store)
+
+
+def _check_store(store: object) -> None:
+    missing = [name for name in _STORE_HOOKS if not callable(getattr(store, name, None))]
+    if missing:
+        raise TypeError(
+            f"store must be a SyncStateStore (such as resilient_http.redis.RedisStateStore), "
+            f"got {type(store).__name__} without {', '.join(missing)}"
+        )
+
+
+def _fn_name(fn: object) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def _error_name(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+@functools.lru_cache(maxsize=64)
+def _unusual_statuses(failures: frozenset[int], retryable: frozenset[int]) -> frozenset[int]:
+    """One shared set per policy pair, not ~4 KiB per host."""
+    return failures | retryable
+
+
+class _Host:
+    """Everything the transport keeps for one upstream authority."""
+
+    __slots__ = (
+        "breaker",
+        "budget",
+        "budgets",
+        "failure_statuses",
+        "fallback",
+        "fast",
+        "key",
+        "policy",
+        "retry",
+        "routes",
+        "semaphore",
+        "sleepers",
+        "unusual_statuses",
+    )
+
+    def __init__(self, key: str, policy: Policy, breaker: Breaker) -> None:
+        self.key = key
+        self.policy = policy
+        self.breaker = breaker
+        self.retry = policy.retry
+        self.failure_statuses = policy.breaker.failure_statuses
+        self.fallback: Fallback | None = None
+        # keyed by the budget's value: equal budgets on one host are one budget,
+        # and a RetryPolicy built afresh per request adds no entry
+        self.budgets: dict[RetryBudget, BudgetState] = {}
+        self.budget = self.budget_for(policy.retry)
+        self.semaphore: _io.Semaphore | None = None
+        # the calls sleeping in backoff: woken when the circuit opens
+        self.sleepers: set[_io.Sleeper] = set()
+        # May the transport's fast path serve this host? Set by the transport,
+        # which knows its listeners, cache and store.
+        self.fast = False
+        # statuses that leave the fast path: failures and retryable ones
+        self.unusual_statuses = _unusual_statuses(
+            frozenset(self.failure_statuses), frozenset(self.retry.statuses)
+        )
+        # the route-cache keys that lead here, dropped with the host on eviction
+        self.routes: list[tuple[str, bytes, int | None]] = []
+
+    def is_busy(self) -> bool:
+        """A call is in flight here (an attempt, or a backoff between two)."""
+        return bool(self.breaker.calls_in_flight or self.sleepers)
+
+    def budget_for(self, retry: RetryPolicy) -> BudgetState | None:
+        budget = retry.budget
+        if budget is None:
+            return None
+        state = self.budgets.get(budget)
+        if state is None:
+            state = self.budgets[budget] = BudgetState(budget)
+        return state
+
+
+class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
+    """An ``httpx2.BaseTransport`` that gives every upstream host its own
+    circuit breaker, retries idempotent calls safely and serves fallbacks.
+
+    ``transport`` is the inner transport (default ``httpx2.HTTPTransport()``);
+    closing this transport closes it. ``policy`` applies to every host that no
+    entry of ``hosts`` matches (``"api.example.com"``, ``"api.example.com:8443"``,
+    ``"*.example.com"``; most specific wins). ``listeners`` receive events.
+    ``max_hosts`` bounds the breaker map: past it, the least recently used idle
+    closed breakers are evicted. ``store`` shares each host's breaker with other
+    processes (``resilient_http.redis.RedisStateStore``); by default every
+    process keeps its own. ``clock`` and ``sleep`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        transport: httpx2.BaseTransport | None = None,
+        *,
+        policy: Policy | None = None,
+        hosts: Mapping[str, Policy] | None = None,
+        listeners: Iterable[Listener | Callable[[Event], object]] = (),
+        stale_cache: StaleCache | None = None,
+        store: SyncStateStore | None = None,
+        max_hosts: int = 1024,
+        clock: Clock = time.monotonic,
+        sleep: _io.Sleep = _io.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if transport is None:
+            transport = httpx2.HTTPTransport()
+        elif not isinstance(transport, httpx2.BaseTransport):
+            raise TypeError(
+                f"transport must be an httpx2.BaseTransport, got {type(transport).__name__}"
+            )
+        if policy is None:
+            policy = Policy()
+        elif not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a Policy, got {policy!r}")
+        parsed_hosts = _parse_host_patterns(hosts or {})
+        _check_settings(max_hosts, stale_cache, store, clock, sleep)
+        _io.check_store(store)
+        for named in (policy, *(host_policy for _, host_policy in parsed_hosts)):
+            if named.fallback is not None:
+                _io.check_fallback(named.fallback, "Policy.fallback")
+        self._inner = transport
+        self._policy = policy
+        self._policies: PatternTable[tuple[Policy, _Rank]] = PatternTable(
+            (p, (host_policy, _rank(p))) for p, host_policy in parsed_hosts
+        )
+        self._fallbacks: PatternTable[tuple[Fallback, _Rank]] = PatternTable()
+        self._stale_cache = stale_cache
+        self._emitter = _io.emitter(listeners)
+        if isinstance(store, InMemoryStore):
+            store = None  # the default: each breaker is its own state
+        self._store = store
+        # optional hook: how long a busy fleet-wide probe keeps the host rejecting
+        self._store_wait: Callable[[Breaker], float] | None = getattr(store, "retry_after", None)
+        # Nothing to report, capture or share: requests may take the fast path.
+        self._plain = not self._emitter.listeners and stale_cache is None and store is None
+        self._max_hosts = max_hosts
+        self._own_time = (clock, sleep)  # what isolated() gives back afterwards
+        self._clock = clock
+        self._sleep = sleep
+        if _live.TESTING:  # under resilient_http.testing.isolated(): its time, not ours
+            self._clock, self._sleep = _live.TESTING[-1], _live.TESTING[-1].sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._hosts: OrderedDict[str, _Host] = OrderedDict()
+        self._routes: dict[tuple[str, bytes, int | None], _Host] = {}
+        self._lock = _io.Lock()  # the host map's, when threads share it
+        if store is not None:
+            store.attach(self._hosts)
+        _live.LIVE.add(self)
+
+    # -- public API -----------------------------------------------------------
+
+    @property
+    def inner(self) -> httpx2.BaseTransport:
+        """The wrapped transport."""
+        return self._inner
+
+    @overload
+    def fallback(self, pattern: str, fn: None = None) -> Callable[[F], F]: ...
+
+    @overload
+    def fallback(self, pattern: str, fn: F) -> F: ...
+
+    def fallback(self, pattern: str, fn: F | None = None) -> F | Callable[[F], F]:
+        """Register ``fn(request, error) -> httpx2.Response`` (sync or async) for
+        the hosts matching ``pattern``; as a decorator when ``fn`` is omitted.
+
+        The returned response is marked with
+        ``response.extensions["resilient_http.fallback"]`` (the rejection reason).
+        """
+        parsed = HostPattern.parse(pattern, what="fallback pattern")
+
+        def register(fn: F) -> F:
+            _io.check_fallback(fn, f"fallback for {pattern!r}")
+            with self._lock:
+                self._fallbacks.add(parsed, (fn, _rank(parsed)))
+                for host in self._hosts.values():
+                    host.fallback = self._resolve_fallback(host.key, host.policy)
+            return fn
+
+        if fn is None:
+            return register
+        return register(fn)
+
+    def breaker(self, host_or_url: str | httpx2.URL) -> Breaker:
+        """The breaker for a host (``"api.example.com"``, ``"api.example.com:8443"``)
+        or a URL, created on demand. A bare host with no port finds the host's
+        only live breaker, or the one for port 443."""
+        return self._host_for_key(self._key_from_user(host_or_url)).breaker
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """JSON-serialisable state of every live breaker, keyed by breaker key::
+
+        {"api.example.com:443": {"state": "open", "retry_after": 12.5, ...}}
+        """
+        return {key: host.breaker.snapshot() for key, host in list(self._hosts.items())}
+
+    def close(self) -> None:
+        """Close the inner transport (and detach from a shared store)."""
+        try:
+            self._detach()
+        finally:
+            self._inner.close()
+
+    def __enter__(self: _T) -> _T:
+        """Enter the inner transport too, as ``with httpx2.Client(...)``
+        would have entered it without this layer."""
+        self._inner.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        """Exit the inner transport (which closes it), after leaving a shared store."""
+        try:
+            self._detach()
+        finally:
+            self._inner.__exit__(exc_type, exc_value, traceback)
+
+    def _detach(self) -> None:
+        if self._store is not None:
+            self._store.detach(self._hosts)
+
+    def _isolate(self, clock: _live.TestClock | None) -> None:
+        """Forget every breaker and run on ``clock`` (and its sleep) from now
+        on, or on the transport's own time again (``None``); for
+        ``resilient_http.testing.isolated``."""
+        if clock is None:
+            self._clock, self._sleep = self._own_time
+        else:
+            self._clock, self._sleep = clock, clock.sleep
+        with self._lock:
+            self._hosts.clear()
+            self._routes.clear()
+
+    # -- hosts ------------------------------------------------------------------
+
+    def _key_from_user(self, value: str | httpx2.URL) -> str:
+        if isinstance(value, httpx2.URL) or (isinstance(value, str) and "://" in value):
+            url = httpx2.URL(value)
+            key = key_for_url(url)
+            if key is None:  # name the scheme and host only: never userinfo or a query
+                raise ValueError(
+                    f"cannot key a breaker on a URL with scheme {url.scheme!r} and host "
+                    f"{url.host!r}: an http(s) or ws(s) URL with a host is needed"
+                )
+            return key
+        if not isinstance(value, str):
+            raise TypeError(f"expected a host or URL, got {value!r}")
+        pattern = HostPattern.parse(value, what="host")
+        if pattern.wildcard:
+            raise ValueError(f"expected a host, not a pattern: {value!r}")
+        if pattern.port is not None:
+            return f"{pattern.host}:{pattern.port}"
+        live = [k for k in self._hosts if split_key(k)[0] == pattern.host]
+        if len(live) == 1:
+            return live[0]
+        if len(live) > 1:
+            raise ValueError(f"{value!r} has breakers on several ports {live}: name the port")
+        return f"{pattern.host}:443"
+
+    def _resolve_policy(self, key: str) -> tuple[Policy, _Rank]:
+        found = self._policies.lookup(key)
+        return found if found is not None else (self._policy, _DEFAULT_RANK)
+
+    def _resolve_fallback(self, key: str, policy: Policy) -> Fallback | None:
+        _, policy_rank = self._resolve_policy(key)
+        registered = self._fallbacks.lookup(key)
+        if registered is not None and (policy.fallback is None or registered[1] >= policy_rank):
+            return registered[0]
+        return policy.fallback
+
+    def _host_for_key(self, key: str) -> _Host:
+        host = self._hosts.get(key)
+        if host is not None:
+            self._hosts.move_to_end(key)
+            return host
+        policy, _ = self._resolve_policy(key)
+        breaker = _io.Breaker(
+            key, policy.breaker, clock=self._clock, on_transition=self._on_transition, rng=self._rng
+        )
+        host = _Host(key, policy, breaker)
+        host.fallback = self._resolve_fallback(key, policy)
+        host.fast = (
+            self._plain
+            and policy.max_concurrency is None
+            and policy.retry.deadline is None
+            and policy.breaker.classify is None  # every status line goes to the hook
+        )
+        self._hosts[key] = host
+        if self._store is not None:
+            self._store.bind(breaker)
+        if len(self._hosts) > self._max_hosts:
+            self._evict()
+        return host
+
+    def _evict(self) -> None:
+        """Bring the breaker map back within ``max_hosts``, at a cost that does
+        not grow with it: each eviction looks at no more than ``_EVICTION_SCAN``
+        hosts, from the least recently used, and picks its victim in this order:
+
+        1. an idle breaker (``Breaker.is_idle``: closed, nothing in flight, no
+           failure within its window): it holds nothing worth remembering;
+        2. else a closed breaker whose recent failures have not opened it;
+        3. else an open or half-open one: memory stays bounded even when every
+           host is down, and open circuits are the last thing forgotten.
+
+        Hosts looked at and kept move to the back of the line (a second
+        chance), so the next eviction looks at others. Never evicted: a host
+        with a call in flight (an attempt, a body being read, a backoff), whose
+        outcome must reach the breaker the transport keeps; a forced breaker
+        (``force_open``/``force_closed`` hold until ``reset``); the host just
+        created, which is about to be used.
+        """
+        hosts = self._hosts
+        newest = next(reversed(hosts))
+        for _ in range(len(hosts) - self._max_hosts):
+            victim: str | None = None
+            victim_tier = 3
+            for _ in range(_EVICTION_SCAN):
+                key = next(iter(hosts))
+                if key == newest:
+                    break
+                host = hosts[key]
+                tier = _eviction_tier(host)
+                if tier < victim_tier:
+                    victim, victim_tier = key, tier
+                    if tier == 0:
+                        break
+                hosts.move_to_end(key)
+            if victim is None:
+                return  # nothing may go now: the map shrinks on a later eviction
+            self._forget(victim)
+            if self._emitter.listeners:
+                self._emitter.emit(BreakerEvicted(victim))
+
+    def _forget(self, key: str) -> None:
+        routes = self._routes
+        for route in self._hosts.pop(key).routes:
+            routes.pop(route, None)
+
+    def _host_for_url(self, url: httpx2.URL) -> _Host | None:
+        """The host (most recently used now) for a request's URL; ``None``: no authority."""
+        host = self._routes.get((url.scheme, url.raw_host, url.port))
+        if host is None:
+            return self._route(url)
+        self._hosts.move_to_end(host.key)
+        return host
+
+    def _route(self, url: httpx2.URL) -> _Host | None:
+        """The host for a URL not in the route cache (or ``None``: no authority)."""
+        cache_key = (url.scheme, url.raw_host, url.port)
+        key = key_for_url(url)
+        if key is None:
+            return None
+        host = self._host_for_key(key)
+        if len(self._routes) >= 4 * self._max_hosts:  # many spellings of few hosts
+            self._routes.clear()
+            for known in self._hosts.values():
+                known.routes.clear()
+        self._routes[cache_key] = host
+        host.routes.append(cache_key)
+        return host
+
+    def _on_transition(self, breaker: Breaker, old: CircuitState, new: CircuitState) -> None:
+        retry_after = breaker.retry_after if new is CircuitState.OPEN else 0.0
+        log_transition(breaker.key, old, new, retry_after, breaker.forced is CircuitState.OPEN)
+        if new is CircuitState.OPEN:  # never sleep in backoff while the circuit is open
+            host = self._hosts.get(breaker.key)
+            if host is not None and host.sleepers:
+                for sleeper in list(host.sleepers):  # (threads may add meanwhile)
+                    sleeper.cancel()
+        if self._emitter.listeners:
+            self._emitter.emit(StateChanged(breaker.key, old, new, retry_after))
+        if self._store is not None:
+            self._store.transitioned(breaker, old, new)
+
+    # -- the request path ----------------------------------------------------------
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        host = self._host_for_url(request.url)
+        if host is None:  # no usable authority: the caller's error, not the upstream's
+            return self._inner.handle_request(request)
+        retry = request.extensions.get(RETRY_EXTENSION)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(
+                f"request.extensions[{RETRY_EXTENSION!r}] must be a RetryPolicy, got {retry!r}"
+            )
+        breaker = host.breaker
+        ticket = breaker.admit()
+        if ticket is not None and retry is None and host.fast:
+            # The fast path: no listeners, cache, store, bulkhead, deadline or
+            # override to serve. A healthy first attempt costs a clock read, a
+            # budget deposit and a breaker update; anything else leaves through
+            # the shared slow path.
+            started = self._clock()
+            budget = host.budget
+            if budget is not None:
+                budget.deposit(started)
+            body = request.stream  # before an inner transport can buffer and replace it
+            try:
+                response = self._inner.handle_request(request)
+            except BaseException as exc:
+                return self._after_error(
+                    request, host, host.retry, ticket, exc, started, budget, body
+                )
+            if response.status_code in host.unusual_statuses:
+                return self._after_status(
+                    request, host, host.retry, ticket, response, started, budget, body
+                )
+            if response.is_closed:  # an in-memory body, already read: judge it now
+                breaker.on_success(ticket, self._clock() - started if breaker.timed else 0.0)
+                return response
+            return self._watch(request, host, ticket, response, started)
+        if retry is None:
+            retry = host.retry
+        if ticket is None and self._plain:  # rejected, with no listener to run after
+            return self._reject(request, host, None)
+        return self._guarded(request, host, retry, ticket)
+
+    def _guarded(
+        self, request: httpx2.Request, host: _Host, retry: RetryPolicy, ticket: Ticket | None
+    ) -> httpx2.Response:
+        """The general path: rejection, bulkhead, deadline, listeners. The async
+        listener calls this call's work set off run before it returns; an error
+        is raised after them, a cancellation at once (they finish detached)."""
+        if not self._emitter.listeners:
+            return self._admitted(request, host, retry, ticket)
+        owed, token = Emitter.collect()
+        try:
+            response = self._admitted(request, host, retry, ticket)
+        except Exception:
+            Emitter.stop_collecting(token)
+            _io.settle(owed)
+            raise
+        except BaseException:
+            Emitter.stop_collecting(token)
+            _io.run_detached(owed)
+            raise
+        Emitter.stop_collecting(token)
+        try:
+            _io.settle(owed)
+        except BaseException:  # cancelled while listeners ran: nobody gets the response
+            with _io.shielded():
+                response.close()
+            raise
+        return response
+
+    def _admitted(
+        self, request: httpx2.Request, host: _Host, retry: RetryPolicy, ticket: Ticket | None
+    ) -> httpx2.Response:
+        if ticket is None:
+            return self._reject(request, host, None)
+        semaphore = host.semaphore
+        if semaphore is None and host.policy.max_concurrency is not None:
+            with self._lock:  # one per host, however many threads ask at once
+                if host.semaphore is None:
+                    host.semaphore = _io.Semaphore(host.policy.max_concurrency)
+                semaphore = host.semaphore
+        if semaphore is None:
+            return self._call(request, host, retry, ticket)
+        try:
+            acquired = _io.acquire(semaphore, host.policy.max_wait)
+        except BaseException:  # cancelled while queued: give a probe slot back
+            host.breaker.on_ignored(ticket)
+            raise
+        if not acquired:
+            host.breaker.on_ignored(ticket)
+            return self._reject(request, host, BulkheadFullError)
+        try:
+            response = self._call(request, host, retry, ticket)
+        except BaseException:
+            semaphore.release()
+            raise
+        # the slot is the call's until its body ends (read, closed or failed)
+        return when_body_ends(response, semaphore.release)
+
+    def _call(
+        self, request: httpx2.Request, host: _Host, retry: RetryPolicy, ticket: Ticket
+    ) -> httpx2.Response:
+        store = self._store  # a shared store grants half-open probes fleet-wide
+        if store is not None and ticket.probe and not store.admit_probe(host.breaker, ticket):
+            return self._reject(request, host, None)
+        started = self._clock()
+        budget = host.budget if retry is host.retry else host.budget_for(retry)
+        if budget is not None:
+            budget.deposit(started)
+        body = request.stream  # before an inner transport can buffer and replace it
+        deadline = math.inf if retry.deadline is None else started + retry.deadline
+        try:
+            response = _io.send_by(self._inner, request, self._clock, deadline)
+        except BaseException as exc:
+            return self._after_error(request, host, retry, ticket, exc, started, budget, body)
+        return self._after_status(request, host, retry, ticket, response, started, budget, body)
+
+    def _after_error(
+        self,
+        request: httpx2.Request,
+        host: _Host,
+        retry: RetryPolicy,
+        ticket: Ticket,
+        exc: BaseException,
+        started: float,
+        budget: BudgetState | None,
+        body: object,
+    ) -> httpx2.Response:
+        """The first attempt raised: record it, then retry or re-raise."""
+        if not self._record_error(request, host, ticket, exc, started):
+            raise exc
+        if not can_retry(request, retry, isinstance(body, httpx2.ByteStream)):
+            raise exc
+        return self._retry_loop(request, host, retry, None, exc, started, budget)
+
+    def _after_status(
+        self,
+        request: httpx2.Request,
+        host: _Host,
+        retry: RetryPolicy,
+        ticket: Ticket,
+        response: httpx2.Response,
+        started: float,
+        budget: BudgetState | None,
+        body: object,
+    ) -> httpx2.Response:
+        """The first attempt answered: record it, then retry or hand it over."""
+        if not self._judge(request, host, retry, ticket, response, started):
+            return response
+        if not can_retry(request, retry, isinstance(body, httpx2.ByteStream)):
+            return response
+        return self._retry_loop(request, host, retry, response, None, started, budget)
+
+    def _judge(
+        self,
+        request: httpx2.Request,
+        host: _Host,
+        retry: RetryPolicy,
+        ticket: Ticket,
+        response: httpx2.Response,
+        started: float,
+    ) -> bool:
+        """Record an attempt's status line; ``True`` when the status asks for a retry."""
+        status = response.status_code
+        verdict = status_outcome(status, host.failure_statuses)
+        classify = host.policy.breaker.classify
+        if classify is not None:
+            verdict = classified(classify, request, response, verdict)
+        retryable = status in retry.statuses
+        if verdict == "success" and not retryable:
+            self._watch(request, host, ticket, response, started)  # judged when the body ends
+            return False
+        # a failure, not counted, or retryable but alive (429): judged now
+        self._record(request, host, ticket, verdict, self._clock() - started, status)
+        return retryable
+
+    def _retry_loop(
+        self,
+        request: httpx2.Request,
+        host: _Host,
+        retry: RetryPolicy,
+        response: httpx2.Response | None,
+        error: BaseException | None,
+        started: float,
+        budget: BudgetState | None,
+    ) -> httpx2.Response:
+        """Retries after a retryable first outcome. Ends with the last real
+        outcome: a readable response, or the last error re-raised. The
+        decisions are the plan's; the breaker is consulted before each wait is
+        planned, before the backoff sleep (which an opening also cuts short),
+        and before each retry."""
+        plan = RetryPlan(retry, self._clock, started, budget)
+        while True:
+            wait = self._plan_wait(request, host, plan, response, error)
+            if wait is None:
+                break
+            if wait > 0 and not self._backoff(host, wait):
+                break  # the circuit opened while we slept: stop now
+            ticket = self._admit_retry(host, plan)
+            if ticket is None:
+                break
+            plan.next_attempt(wait)
+            attempt_started = self._clock()
+            try:
+                new = _io.send_by(self._inner, request, self._clock, plan.deadline)
+            except BaseException as exc:
+                if not self._record_error(request, host, ticket, exc, attempt_started):
+                    raise
+                if isinstance(exc, DeadlineExceeded) and response is not None:
+                    break  # the previous answer is more useful than "out of time"
+                response, error = None, exc
+                continue
+            if not self._judge(request, host, retry, ticket, new, attempt_started):
+                return new
+            response, error = new, None
+        if error is not None:
+            raise error
+        assert response is not None
+        return response
+
+    def _plan_wait(
+        self,
+        request: httpx2.Request,
+        host: _Host,
+        plan: RetryPlan,
+        response: httpx2.Response | None,
+        error: BaseException | None,
+    ) -> float | None:
+        """Seconds to wait before retrying after this outcome, or ``None``: stop.
+        Makes a discarded response readable (too large: handed over as it is;
+        still arriving at the deadline: cut) and announces the retry."""
+        breaker = host.breaker
+        if breaker.is_rejecting():  # consulted before planning
+            return None
+        wait = plan.wait_for(response, error)
+        if wait is None:
+            return None
+        if response is not None and not retain(request, response, self._clock, plan.deadline):
+            return None
+        if not plan.may_retry(wait):
+            logger.debug("no time or retry budget left for %s; not retrying", host.key)
+            return None
+        if breaker.is_rejecting():  # consulted before the sleep
+            return None
+        reason = f"status {response.status_code}" if response is not None else _error_name(error)  # type: ignore[arg-type]
+        logger.debug(
+            "retrying %s on %s (attempt %d failed: %s) in %.3fs",
+            request.method,
+            host.key,
+            plan.attempt,
+            reason,
+            wait,
+        )
+        if self._emitter.listeners:
+            self._emitter.emit(RetryScheduled(host.key, request.method, plan.attempt, wait, reason))
+        return wait
+
+    def _admit_retry(self, host: _Host, plan: RetryPlan) -> Ticket | None:
+        """A ticket for the next attempt, or ``None``: out of time (nothing is
+        sent, nothing counted), or the breaker (consulted before the retry) or
+        the fleet store rejects it."""
+        if not plan.has_time():
+            return None
+        breaker = host.breaker
+        ticket = breaker.admit()
+        if ticket is None:
+            return None
+        store = self._store
+        if store is not None and ticket.probe and not store.admit_probe(breaker, ticket):
+            return None
+        return ticket
+
+    def _backoff(self, host: _Host, wait: float) -> bool:
+        """Sleep ``wait`` seconds before a retry; ``False`` when the host's circuit
+        opened meanwhile (the transition cancels the sleep)."""
+        sleeper = _io.Sleeper()
+        host.sleepers.add(sleeper)
+        try:
+            return sleeper.sleep(self._sleep, wait)
+        finally:
+            host.sleepers.discard(sleeper)
+
+    # -- outcomes -----------------------------------------------------------------
+
+    def _record(
+        self,
+        request: httpx2.Request,
+        host: _Host,
+        ticket: Ticket,
+        outcome: Outcome,
+        duration: float,
+        status: int | None,
+        error: str | None = None,
+    ) -> None:
+        # The attempt's event goes out before the breaker hears the verdict, so
+        # listeners see cause before effect: AttemptFinished, then StateChanged.
+        if self._emitter.listeners:
+            self._emitter.emit(
+                AttemptFinished(host.key, request.method, outcome, duration, status, error)
+            )
+        breaker = host.breaker
+        if self._store is not None:  # before the breaker: it judges the breaker's prior state
+            self._store.record(breaker, ticket, outcome)
+        if outcome == "success":
+            breaker.on_success(ticket, duration)
+        elif outcome == "failure":
+            breaker.on_failure(ticket, duration)
+        else:
+            breaker.on_ignored(ticket)
+
+    def _record_error(
+        self,
+        request: httpx2.Request,
+        host: _Host,
+        ticket: Ticket,
+        exc: BaseException,
+        started: float,
+    ) -> bool:
+        """Record an attempt that raised; ``True`` when it is a counted failure."""
+        verdict = self._error_verdict(request, host, exc)
+        self._record(
+            request, host, ticket, verdict, self._clock() - started, None, _error_name(exc)
+        )
+        return verdict == "failure"
+
+    @staticmethod
+    def _error_verdict(request: httpx2.Request, host: _Host, exc: BaseException) -> Outcome:
+        verdict = error_outcome(exc)
+        classify = host.policy.breaker.classify
+        if classify is not None and isinstance(exc, Exception):  # never a cancellation
+            verdict = classified(classify, request, exc, verdict)
+        return verdict
+
+    def _watch(
+        self,
+        request: httpx2.Request,
+        host: _Host,
+        ticket: Ticket,
+        response: httpx2.Response,
+        started: float,
+    ) -> httpx2.Response:
+        """A successful status line. Probes are judged on it; other calls are
+        judged when their body ends, without buffering anything."""
+        stream = response.stream
+        cache = self._stale_cache
+        capture = cache is not None and cache.storable(request, response)
+        if response.is_closed or not isinstance(stream, httpx2.SyncByteStream):
+            duration = self._clock() - started
+            self._record(request, host, ticket, "success", duration, response.status_code)
+            if capture and cache is not None and hasattr(response, "_content"):
+                # the bytes as sent (``content`` is decoded; the headers may say gzip)
+                raw = b"".join(stream) if isinstance(stream, httpx2.ByteStream) else None
+                cache.store(
+                    request, response, response.content if raw is None else raw, self._clock()
+                )
+            return response
+        if ticket.probe:  # probes are judged on the status line
+            duration = self._clock() - started
+            self._record(request, host, ticket, "success", duration, response.status_code)
+            if not capture:
+                return response
+        on_end = functools.partial(
+            self._body_ended, request, host, None if ticket.probe else ticket, started, response
+        )
+        limit = cache.max_entry_bytes if capture and cache is not None else None
+        response.stream = ObservedStream(stream, on_end, limit)
+        return response
+
+    def _body_ended(
+        self,
+        request: httpx2.Request,
+        host: _Host,
+        ticket: Ticket | None,
+        started: float,
+        response: httpx2.Response,
+        exc: BaseException | None,
+        body: bytes | None,
+    ) -> list[Awaitable[object]]:
+        """A watched body ended: keep it for the stale cache if it came in full,
+        and record the call's verdict (``ticket`` ``None``: already recorded).
+        Returns the async listener calls that verdict set off."""
+        cache = self._stale_cache
+        if body is not None and cache is not None:
+            cache.store(request, response, body, self._clock())
+        if ticket is None:
+            return []
+        outcome: Outcome = "success" if exc is None else self._error_verdict(request, host, exc)
+        owed, token = Emitter.collect()  # the listeners of this verdict are the reader's
+        try:
+            self._record(
+                request,
+                host,
+                ticket,
+                outcome,
+                self._clock() - started,
+                response.status_code,
+                None if exc is None else _error_name(exc),
+            )
+        finally:
+            Emitter.stop_collecting(token)
+        return owed
+
+    # -- rejection ------------------------------------------------------------------
+
+    def _reject(
+        self,
+        request: httpx2.Request,
+        host: _Host,
+        kind: type[BulkheadFullError] | None,
+    ) -> httpx2.Response:
+        """Answer a rejected call: the stale cache, else the host's fallback,
+        else the rejection error raised."""
+        error = self._rejection(request, host, kind)
+        emitter = self._emitter
+        if emitter.listeners:
+            emitter.emit(CallRejected(host.key, request.method, error.reason, error.retry_after))
+        response = self._stale_answer(request)
+        source = "stale_cache"
+        if response is None:
+            response = self._fallback_answer(request, host, error)
+            source = "fallback"
+        response.extensions[FALLBACK_EXTENSION] = error.reason
+        if emitter.listeners:
+            emitter.emit(FallbackServed(host.key, request.method, error.reason, source))
+        return response
+
+    def _rejection(
+        self, request: httpx2.Request, host: _Host, kind: type[BulkheadFullError] | None
+    ) -> RejectedError:
+        if kind is not None:
+            assert host.policy.max_concurrency is not None
+            return kind(host.key, host.policy.max_concurrency, request=request)
+        retry_after = host.breaker.retry_after
+        if self._store_wait is not None:  # a fleet-wide probe may keep it shut longer
+            retry_after = max(retry_after, self._store_wait(host.breaker))
+        return CircuitOpenError(host.key, retry_after, request=request)
+
+    def _stale_answer(self, request: httpx2.Request) -> httpx2.Response | None:
+        cache = self._stale_cache
+        if cache is None or request.method != "GET":
+            return None
+        found = cache.find(request, self._clock())
+        if found is None:
+            return None
+        status, headers, body = found
+        return httpx2.Response(
+            status, headers=headers, stream=httpx2.ByteStream(body), request=request
+        )
+
+    def _fallback_answer(
+        self, request: httpx2.Request, host: _Host, error: RejectedError
+    ) -> httpx2.Response:
+        fallback = host.fallback
+        if fallback is None:
+            raise error
+        result = _io.fallback_result(fallback(request, error))
+        if not isinstance(result, httpx2.Response):
+            raise TypeError(
+                f"fallback {_fn_name(fallback)} for {host.key} returned "
+                f"{type(result).__name__}, expected httpx2.Response"
+            )
+        return result
