@@ -325,7 +325,9 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
 
         {"api.example.com:443": {"state": "open", "retry_after": 12.5, ...}}
         """
-        return {key: host.breaker.snapshot() for key, host in list(self._hosts.items())}
+        with self._lock:
+            hosts = list(self._hosts.items())
+        return {key: host.breaker.snapshot() for key, host in hosts}
 
     def close(self) -> None:
         """Close the inner transport (and detach from a shared store)."""
@@ -387,7 +389,8 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
             raise ValueError(f"expected a host, not a pattern: {value!r}")
         if pattern.port is not None:
             return f"{pattern.host}:{pattern.port}"
-        live = [k for k in self._hosts if split_key(k)[0] == pattern.host]
+        with self._lock:
+            live = [k for k in self._hosts if split_key(k)[0] == pattern.host]
         if len(live) == 1:
             return live[0]
         if len(live) > 1:
@@ -406,14 +409,29 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
         return policy.fallback
 
     def _host_for_key(self, key: str) -> _Host:
+        """The host for a breaker key (created if new). Eviction events go out
+        once the map's lock is released: a listener may call back in."""
+        with self._lock:
+            host, evicted = self._locked_host(key)
+        self._tell_evicted(evicted)
+        return host
+
+    def _locked_host(self, key: str) -> tuple[_Host, list[str]]:
+        """The host for a breaker key, and the keys evicted to make room for it."""
         host = self._hosts.get(key)
         if host is not None:
             self._hosts.move_to_end(key)
-            return host
+            return host, []
         policy, _ = self._resolve_policy(key)
         breaker = _io.Breaker(
             key, policy.breaker, clock=self._clock, on_transition=self._on_transition, rng=self._rng
         )
+        host = self._add_host(key, policy, breaker)
+        if len(self._hosts) > self._max_hosts:
+            return host, self._evict()
+        return host, []
+
+    def _add_host(self, key: str, policy: Policy, breaker: Breaker) -> _Host:
         host = _Host(key, policy, breaker)
         host.fallback = self._resolve_fallback(key, policy)
         host.fast = (
@@ -425,11 +443,22 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
         self._hosts[key] = host
         if self._store is not None:
             self._store.bind(breaker)
-        if len(self._hosts) > self._max_hosts:
-            self._evict()
         return host
 
-    def _evict(self) -> None:
+    def _readopt(self, breaker: Breaker) -> None:
+        """A breaker forced by hand after the map forgot it (another thread made
+        room between ``breaker()`` and ``force_open()``): it comes back, so the
+        forcing holds. Only when no breaker has taken its key meanwhile."""
+        with self._lock:
+            if breaker.key not in self._hosts:
+                self._add_host(breaker.key, self._resolve_policy(breaker.key)[0], breaker)
+
+    def _tell_evicted(self, evicted: list[str]) -> None:
+        if evicted and self._emitter.listeners:
+            for key in evicted:
+                self._emitter.emit(BreakerEvicted(key))
+
+    def _evict(self) -> list[str]:
         """Bring the breaker map back within ``max_hosts``, at a cost that does
         not grow with it: each eviction looks at no more than ``_EVICTION_SCAN``
         hosts, from the least recently used, and picks its victim in this order:
@@ -445,10 +474,11 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
         with a call in flight (an attempt, a body being read, a backoff), whose
         outcome must reach the breaker the transport keeps; a forced breaker
         (``force_open``/``force_closed`` hold until ``reset``); the host just
-        created, which is about to be used.
+        created, which is about to be used. Returns the keys evicted.
         """
         hosts = self._hosts
         newest = next(reversed(hosts))
+        evicted: list[str] = []
         for _ in range(len(hosts) - self._max_hosts):
             victim: str | None = None
             victim_tier = 3
@@ -464,10 +494,10 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
                         break
                 hosts.move_to_end(key)
             if victim is None:
-                return  # nothing may go now: the map shrinks on a later eviction
+                break  # nothing may go now: the map shrinks on a later eviction
             self._forget(victim)
-            if self._emitter.listeners:
-                self._emitter.emit(BreakerEvicted(victim))
+            evicted.append(victim)
+        return evicted
 
     def _forget(self, key: str) -> None:
         routes = self._routes
@@ -479,7 +509,10 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
         host = self._routes.get((url.scheme, url.raw_host, url.port))
         if host is None:
             return self._route(url)
-        self._hosts.move_to_end(host.key)
+        try:
+            self._hosts.move_to_end(host.key)
+        except KeyError:  # evicted by another thread since
+            return self._route(url)
         return host
 
     def _route(self, url: httpx2.URL) -> _Host | None:
@@ -488,18 +521,22 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
         key = key_for_url(url)
         if key is None:
             return None
-        host = self._host_for_key(key)
-        if len(self._routes) >= 4 * self._max_hosts:  # many spellings of few hosts
-            self._routes.clear()
-            for known in self._hosts.values():
-                known.routes.clear()
-        self._routes[cache_key] = host
-        host.routes.append(cache_key)
+        with self._lock:
+            host, evicted = self._locked_host(key)
+            if len(self._routes) >= 4 * self._max_hosts:  # many spellings of few hosts
+                self._routes.clear()
+                for known in self._hosts.values():
+                    known.routes.clear()
+            self._routes[cache_key] = host
+            host.routes.append(cache_key)
+        self._tell_evicted(evicted)
         return host
 
     def _on_transition(self, breaker: Breaker, old: CircuitState, new: CircuitState) -> None:
         retry_after = breaker.retry_after if new is CircuitState.OPEN else 0.0
         log_transition(breaker.key, old, new, retry_after, breaker.forced is CircuitState.OPEN)
+        if breaker.forced is not None and breaker.key not in self._hosts:
+            self._readopt(breaker)
         if new is CircuitState.OPEN:  # never sleep in backoff while the circuit is open
             host = self._hosts.get(breaker.key)
             if host is not None and host.sleepers:
