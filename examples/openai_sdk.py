@@ -1,6 +1,9 @@
 """resilient_http under the openai SDK (and any SDK generated the same way).
 
-    python examples/openai_sdk.py        # needs: python -m pip install openai
+    python examples/openai_sdk.py  # needs: pip install 'resilient-http[httpx2]' openai
+
+openai 3.x is built on httpx2, so the client comes from ``resilient_http.httpx2``:
+the same classes, bound to httpx2.
 
 Against a local fake of the API (an in-process ASGI app: nothing leaves this
 process), it shows the four things to get right:
@@ -14,7 +17,7 @@ process), it shows the four things to get right:
    backoff, for over a second, never touching the server. Register
    ``service_unavailable``: a 503 with ``x-should-retry: false``, which the SDK
    raises at once.
-3. **Timeouts.** The SDK adopts the client's timeout unless it equals httpx's
+3. **Timeouts.** The SDK adopts the client's timeout unless it equals httpx2's
    default: pass the SDK's own ``timeout=`` to keep it (600 s for completions).
 4. **Streaming fallbacks.** A ``stream=True`` call reads server-sent events: a
    fallback for it must answer ``text/event-stream``, not JSON, or the stream
@@ -27,14 +30,14 @@ import asyncio
 import json
 import time
 
-import httpx
+import httpx2
 import openai
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from resilient_http import (
+from resilient_http.httpx2 import (
     BreakerPolicy,
     CircuitOpenError,
     Policy,
@@ -90,11 +93,11 @@ class FakeAPI:
         )
 
 
-def sdk(http_client: httpx.AsyncClient, **options: object) -> openai.AsyncOpenAI:
+def sdk(http_client: httpx2.AsyncClient, **options: object) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(
         api_key="sk-test",
         base_url=API,
-        # openai 3.x is typed for httpx2 clients and takes httpx ones at run time
+        # openai 3.x is typed for httpx2 clients and takes httpx2 ones at run time
         http_client=http_client,  # type: ignore[arg-type]
         **options,  # type: ignore[arg-type]
     )
@@ -102,7 +105,7 @@ def sdk(http_client: httpx.AsyncClient, **options: object) -> openai.AsyncOpenAI
 
 def resilient(api: FakeAPI, **options: object) -> ResilientClient:
     return ResilientClient(
-        transport=httpx.ASGITransport(app=api.app),
+        transport=httpx2.ASGITransport(app=api.app),
         policy=Policy(breaker=BreakerPolicy(failure_threshold=5), retry=RetryPolicy(attempts=3)),
         **options,  # type: ignore[arg-type]
     )
@@ -151,7 +154,7 @@ async def keep_the_sdks_timeout() -> None:
         print(f"   SDK timeout when passed explicitly: {kept.timeout}")
 
 
-def streaming_fallback(request: httpx.Request, error: CircuitOpenError) -> httpx.Response:
+def streaming_fallback(request: httpx2.Request, error: CircuitOpenError) -> httpx2.Response:
     """A fallback that also answers streamed completions: SSE for ``stream=True``."""
     payload = json.loads(request.content or b"{}")
     if not payload.get("stream"):
@@ -170,7 +173,7 @@ def streaming_fallback(request: httpx.Request, error: CircuitOpenError) -> httpx
         ],
     }
     body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n"
-    return httpx.Response(200, headers={"content-type": "text/event-stream"}, text=body)
+    return httpx2.Response(200, headers={"content-type": "text/event-stream"}, text=body)
 
 
 async def streaming_fallbacks() -> None:

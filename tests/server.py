@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -156,6 +156,29 @@ def build_app(state: ServerState) -> Starlette:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    async def messages(request: Request) -> Response:
+        """A fake of Anthropic's Messages API: ``fail_next`` answers fail first."""
+        hit(request)
+        with state.lock:
+            failing = state.fail_next > 0
+            if failing:
+                state.fail_next -= 1
+        if failing:
+            error = {"type": "overloaded_error", "message": "Overloaded"}
+            return JSONResponse({"type": "error", "error": error}, status_code=state.fail_status)
+        return JSONResponse(
+            {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-test",
+                "content": [{"type": "text", "text": "hello"}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": 1, "output_tokens": 1},
+            }
+        )
+
     async def echo(request: Request) -> Response:
         hit(request)
         return Response(await request.body(), media_type="application/octet-stream")
@@ -170,6 +193,7 @@ def build_app(state: ServerState) -> Starlette:
             Route("/bad-gzip", bad_gzip),
             Route("/reset-mid-body", reset_mid_body),
             Route("/echo", echo, methods=["GET", "POST", "PUT"]),
+            Route("/v1/messages", messages, methods=["POST"]),
             Route("/gated", gated),
             Route("/sse-gated", sse_gated),
         ]

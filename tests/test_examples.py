@@ -65,6 +65,17 @@ EXPECTED = {
         "SDK timeout when passed explicitly: Timeout(connect=5.0, read=600",
         "streamed from the fallback: '(the assistant is busy)'; upstream hit 0x",
     ],
+    "anthropic_sdk.py": [
+        "1. one retry layer",
+        "SDK retries, ours skip the POST: OverloadedError, upstream hit 3x",
+        "ours only, with an Idempotency-Key: OverloadedError, upstream hit 3x",
+        "2. an open circuit under the SDK",
+        "no fallback: APIConnectionError in ",
+        "upstream hit 0x",
+        "service_unavailable: ServiceUnavailableError in ",
+        "SDK timeout with ResilientClient's defaults: Timeout(connect=5.0, read=30.0",
+        "SDK timeout when passed explicitly: Timeout(connect=5.0, read=600",
+    ],
     "health_endpoint.py": [
         'GET /health -> 200 {"status": "ok", "open": 0',
         "the circuit opens",
