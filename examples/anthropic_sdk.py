@@ -106,7 +106,7 @@ async def ask(client: anthropic.AsyncAnthropic, **headers: str) -> str:
 
 async def one_retry_layer() -> None:
     print("1. one retry layer: POST /v1/messages against an overloaded upstream")
-    cases = (
+    cases: tuple[tuple[str, int, dict[str, str]], ...] = (
         ("SDK retries, ours skip the POST", 2, {}),
         ("ours only, with an Idempotency-Key", 0, {"Idempotency-Key": "req-1"}),
     )

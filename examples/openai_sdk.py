@@ -97,8 +97,7 @@ def sdk(http_client: httpx2.AsyncClient, **options: object) -> openai.AsyncOpenA
     return openai.AsyncOpenAI(
         api_key="sk-test",
         base_url=API,
-        # openai 3.x is typed for httpx2 clients and takes httpx2 ones at run time
-        http_client=http_client,  # type: ignore[arg-type]
+        http_client=http_client,
         **options,  # type: ignore[arg-type]
     )
 

@@ -8,6 +8,7 @@ import time
 
 import anthropic
 import pytest
+from anthropic.types import MessageParam
 
 from resilient_http.httpx2 import (
     BreakerPolicy,
@@ -22,7 +23,7 @@ from resilient_http.httpx2 import (
 from .server import LiveServer
 
 POLICY = Policy(breaker=BreakerPolicy(failure_threshold=3), retry=RetryPolicy(attempts=1))
-HELLO = [{"role": "user", "content": "hi"}]
+HELLO: list[MessageParam] = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture

@@ -148,7 +148,7 @@ def test_failures_from_many_threads_open_one_shared_breaker() -> None:
     client = SyncResilientClient(transport=httpx.MockTransport(sick), policy=policy)
 
     def call(i: int) -> object:
-        outcomes = []
+        outcomes: list[object] = []
         for _ in range(20):
             try:
                 outcomes.append(client.get(URL).status_code)
@@ -276,8 +276,9 @@ def test_async_listeners_fallbacks_and_stores_are_refused() -> None:
         transport.fallback("api.example.com", async_fallback)
     with pytest.raises(TypeError, match="is async"):
         SyncResilientTransport(policy=Policy(fallback=async_fallback))
+    store: Any = RedisStateStore(redis.asyncio.Redis(port=1))
     with pytest.raises(TypeError, match="RedisStateStore is an async store"):
-        SyncResilientTransport(store=RedisStateStore(redis.asyncio.Redis(port=1)))
+        SyncResilientTransport(store=store)
 
 
 def test_a_fallback_that_returns_an_awaitable_is_an_error() -> None:
