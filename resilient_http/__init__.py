@@ -10,6 +10,7 @@ from ._events import BreakerEvicted as BreakerEvicted
 from ._events import CallRejected as CallRejected
 from ._events import Event as Event
 from ._events import FallbackServed as FallbackServed
+from ._events import Hedged as Hedged
 from ._events import Listener as Listener
 from ._events import RetryScheduled as RetryScheduled
 from ._events import StateChanged as StateChanged
@@ -19,6 +20,7 @@ from ._exceptions import DeadlineExceeded as DeadlineExceeded
 from ._exceptions import RejectedError as RejectedError
 from ._fallbacks import service_unavailable as service_unavailable
 from ._policy import BreakerPolicy as BreakerPolicy
+from ._policy import HedgePolicy as HedgePolicy
 from ._policy import Policy as Policy
 from ._policy import RetryBudget as RetryBudget
 from ._policy import RetryPolicy as RetryPolicy
@@ -42,6 +44,8 @@ __all__ = [
     "DeadlineExceeded",
     "Event",
     "FallbackServed",
+    "HedgePolicy",
+    "Hedged",
     "InMemoryStore",
     "Listener",
     "Policy",

@@ -28,6 +28,7 @@ __all__ = [
     "CallRejected",
     "Event",
     "FallbackServed",
+    "Hedged",
     "Listener",
     "RetryScheduled",
     "StateChanged",
@@ -93,6 +94,18 @@ class FallbackServed(Event):
     method: str
     reason: str
     source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hedged(Event):
+    """A call sent ``hedges`` extra attempts because its first had not answered in
+    ``delay`` seconds; ``winner`` is the attempt whose answer the caller got (0:
+    the first one, 1: the first hedge...). The others were cancelled and closed."""
+
+    method: str
+    hedges: int
+    delay: float
+    winner: int
 
 
 @dataclass(frozen=True, slots=True)

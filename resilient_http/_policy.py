@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_RETRY_STATUSES",
     "BreakerPolicy",
     "Fallback",
+    "HedgePolicy",
     "Policy",
     "RetryBudget",
     "RetryPolicy",
@@ -234,14 +235,47 @@ class RetryPolicy:
             )
 
 
+def _default_hedge_budget() -> RetryBudget:
+    return RetryBudget(ratio=0.1, min_per_second=1.0, window=10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class HedgePolicy:
+    """Hedged requests (``Policy(hedge=...)``; off by default): an idempotent
+    call whose attempt has not answered after ``delay`` seconds sends up to
+    ``max_hedges`` more attempts, and the first answer wins.
+
+    ``delay=None`` learns the host's latency to the status line, per host,
+    from its last 128 answers, and waits for the ``quantile`` of it; until 20
+    answers have been seen (the warm-up) it does not hedge. ``budget`` caps the
+    hedges themselves: over its window they may add at most ``ratio`` of the
+    host's hedgeable calls plus ``min_per_second * window``, so hedging cannot
+    multiply the load on an upstream that is slow because it is overloaded.
+    """
+
+    delay: float | None = None
+    max_hedges: int = 1
+    quantile: float = 0.95
+    budget: RetryBudget = field(default_factory=_default_hedge_budget)
+
+    def __post_init__(self) -> None:
+        _float(self, "delay", optional=True)
+        _int(self, "max_hedges", 1)
+        _float(self, "quantile", strict=True, maximum=1.0)
+        if not isinstance(self.budget, RetryBudget):
+            raise TypeError(f"HedgePolicy.budget must be a RetryBudget, got {self.budget!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """One host's policy: its breaker, its retries, its fallback and its bulkhead.
 
     ``max_concurrency`` (off by default) caps the calls in flight to the host; a
     call that gets no slot within ``max_wait`` seconds is rejected with
-    ``BulkheadFullError``. ``fallback`` answers rejected calls when no fallback
-    registered with ``ResilientTransport.fallback`` matches the host.
+    ``BulkheadFullError``. ``hedge`` (off by default) sends a second copy of a
+    slow idempotent attempt (:class:`HedgePolicy`). ``fallback`` answers
+    rejected calls when no fallback registered with
+    ``ResilientTransport.fallback`` matches the host.
     """
 
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
@@ -249,6 +283,7 @@ class Policy:
     fallback: Fallback | None = None
     max_concurrency: int | None = None
     max_wait: float = 0.0
+    hedge: HedgePolicy | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.breaker, BreakerPolicy):
@@ -260,3 +295,5 @@ class Policy:
         if self.max_concurrency is not None:
             _int(self, "max_concurrency", 1)
         _float(self, "max_wait")
+        if self.hedge is not None and not isinstance(self.hedge, HedgePolicy):
+            raise TypeError(f"Policy.hedge must be a HedgePolicy or None, got {self.hedge!r}")

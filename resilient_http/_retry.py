@@ -70,11 +70,12 @@ def can_retry(request: Request, policy: RetryPolicy, replayable: bool) -> bool:
     request (``MockTransport``, respx) replaces a streamed body with a
     buffered one, and the caller's stream must still count as not replayable.
     """
-    if policy.attempts < 2:
-        return False
-    if request.method not in policy.methods and "idempotency-key" not in request.headers:
-        return False
-    return replayable
+    return policy.attempts >= 2 and replayable and is_idempotent(request, policy)
+
+
+def is_idempotent(request: Request, policy: RetryPolicy) -> bool:
+    """By method (``policy.methods``) or by an ``Idempotency-Key`` header."""
+    return request.method in policy.methods or "idempotency-key" in request.headers
 
 
 class BudgetState:

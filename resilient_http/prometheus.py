@@ -24,6 +24,9 @@ Exported series (the ``host`` label is the breaker key, e.g.
 - ``resilient_http_retries_total{host}``: retries scheduled.
 - ``resilient_http_request_duration_seconds{host}``: histogram of attempt
   durations, from the attempt's start to its verdict.
+- ``resilient_http_hedges_total{host}``: hedged attempts sent (``HedgePolicy``).
+- ``resilient_http_hedged_calls_total{host,winner}``: hedged calls by the
+  attempt that answered: ``first`` (the hedge was wasted) or ``hedge``.
 
 Cardinality is bounded by the transport's breaker map: when an idle breaker is
 evicted (``max_hosts``), every series of that host is removed.
@@ -53,6 +56,7 @@ from ._events import (
     CallRejected,
     Event,
     FallbackServed,
+    Hedged,
     RetryScheduled,
     StateChanged,
 )
@@ -121,6 +125,18 @@ class PrometheusMetrics:
             registry=registry,
             buckets=Histogram.DEFAULT_BUCKETS if buckets is None else tuple(buckets),
         )
+        self._hedges = Counter(
+            "resilient_http_hedges_total",
+            "Hedged attempts sent.",
+            ["host"],
+            registry=registry,
+        )
+        self._hedged = Counter(
+            "resilient_http_hedged_calls_total",
+            "Hedged calls, by the attempt that answered (first, hedge).",
+            ["host", "winner"],
+            registry=registry,
+        )
         # each host's labelled series, looked up once (``labels()`` costs
         # microseconds per call); dropped with the host on eviction
         self._hosts: dict[str, _Series] = {}
@@ -155,6 +171,9 @@ class PrometheusMetrics:
             self._series(host).outcome("rejected").inc()
         elif isinstance(event, FallbackServed):
             self._series(host).outcome("fallback").inc()
+        elif isinstance(event, Hedged):
+            self._hedges.labels(host).inc(event.hedges)
+            self._hedged.labels(host, "hedge" if event.winner else "first").inc()
 
     def _forget(self, host: str) -> None:
         self._hosts.pop(host, None)
@@ -163,8 +182,10 @@ class PrometheusMetrics:
             (self._opened, (host,)),
             (self._retries, (host,)),
             (self._duration, (host,)),
+            (self._hedges, (host,)),
         ]
         series += [(self._requests, (host, outcome)) for outcome in OUTCOMES]
+        series += [(self._hedged, (host, winner)) for winner in ("first", "hedge")]
         for metric, labels in series:
             # prometheus-client < 0.20 raises KeyError for a series never set.
             with contextlib.suppress(KeyError):

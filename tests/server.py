@@ -156,6 +156,18 @@ def build_app(state: ServerState) -> Starlette:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    async def tail(request: Request) -> Response:
+        """A long tail: every ``every``-th request (counted per method) takes ``slow`` s."""
+        with state.lock:
+            state.hits[request.url.path] += 1
+            state.hits[f"{request.method} {request.url.path}"] += 1
+            n = state.hits[f"{request.method} {request.url.path}"]
+        every = int(request.query_params.get("every", "10"))
+        if n % every == 0:
+            await asyncio.sleep(float(request.query_params.get("slow", "1")))
+            return PlainTextResponse("slow")
+        return PlainTextResponse("fast")
+
     async def messages(request: Request) -> Response:
         """A fake of Anthropic's Messages API: ``fail_next`` answers fail first."""
         hit(request)
@@ -194,6 +206,7 @@ def build_app(state: ServerState) -> Starlette:
             Route("/reset-mid-body", reset_mid_body),
             Route("/echo", echo, methods=["GET", "POST", "PUT"]),
             Route("/v1/messages", messages, methods=["POST"]),
+            Route("/tail", tail, methods=["GET", "POST"]),
             Route("/gated", gated),
             Route("/sse-gated", sse_gated),
         ]

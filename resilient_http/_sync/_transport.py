@@ -33,6 +33,7 @@ from resilient_http._events import (
     Emitter,
     Event,
     FallbackServed,
+    Hedged,
     Listener,
     RetryScheduled,
     StateChanged,
@@ -46,20 +47,24 @@ from resilient_http._exceptions import (
     RejectedError,
 )
 from resilient_http._failures import error_outcome
+from resilient_http._hedging import HedgeState
 from resilient_http._hosts import HostPattern, PatternTable, key_for_url, split_key
 from resilient_http._outcomes import Outcome, classified, status_outcome
 from resilient_http._policy import Fallback, Policy, RetryBudget, RetryPolicy
-from resilient_http._retry import BudgetState, RetryPlan, can_retry
+from resilient_http._retry import BudgetState, RetryPlan, can_retry, is_idempotent
 from resilient_http._store import InMemoryStore, SyncStateStore
 from resilient_http._sync import _io
 from resilient_http._sync._streams import ObservedStream, retain, when_body_ends
 
-__all__ = ["FALLBACK_EXTENSION", "RETRY_EXTENSION", "SyncResilientTransport"]
+__all__ = ["FALLBACK_EXTENSION", "HEDGE_EXTENSION", "RETRY_EXTENSION", "SyncResilientTransport"]
 
 #: ``response.extensions`` key set on a response served instead of a rejection.
 FALLBACK_EXTENSION = "resilient_http.fallback"
 #: ``request.extensions`` key: a ``RetryPolicy`` replacing the host's for one request.
 RETRY_EXTENSION = "resilient_http.retry"
+#: ``response.extensions`` key set on a hedged call's response: which attempt
+#: answered (0: the first, 1: the first hedge...).
+HEDGE_EXTENSION = "resilient_http.hedge"
 
 F = TypeVar("F", bound=Callable[..., Any])
 _T = TypeVar("_T", bound="SyncResilientTransport")
@@ -144,6 +149,35 @@ def _error_name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _answered(host: _Host, attempt: _Try) -> bool:
+    """Does this attempt win a race: an answer that is not a failure?"""
+    outcome = attempt[2]
+    return isinstance(outcome, httpx.Response) and outcome.status_code not in host.failure_statuses
+
+
+def _host_snapshot(host: _Host) -> dict[str, Any]:
+    data = host.breaker.snapshot()
+    if host.hedge is not None:
+        data["hedges"] = host.hedge.snapshot()
+    return data
+
+
+def _clone(request: httpx.Request) -> httpx.Request:
+    """A hedge's own copy of a request: the same method, URL, headers and
+    in-memory body, and extensions of its own (an attempt may change them)."""
+    return httpx.Request(
+        request.method,
+        request.url,
+        headers=request.headers,
+        stream=request.stream,
+        extensions=dict(request.extensions),
+    )
+
+
+#: One attempt of a race: its ticket, when it started, and its answer or error.
+_Try = tuple[Ticket, float, "httpx.Response | Exception"]
+
+
 @functools.lru_cache(maxsize=64)
 def _unusual_statuses(failures: frozenset[int], retryable: frozenset[int]) -> frozenset[int]:
     """One shared set per policy pair, not ~4 KiB per host."""
@@ -160,6 +194,7 @@ class _Host:
         "failure_statuses",
         "fallback",
         "fast",
+        "hedge",
         "key",
         "policy",
         "retry",
@@ -183,6 +218,7 @@ class _Host:
         self.semaphore: _io.Semaphore | None = None
         # the calls sleeping in backoff: woken when the circuit opens
         self.sleepers: set[_io.Sleeper] = set()
+        self.hedge = HedgeState(policy.hedge) if policy.hedge is not None else None
         # May the transport's fast path serve this host? Set by the transport,
         # which knows its listeners, cache and store.
         self.fast = False
@@ -327,7 +363,7 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
         """
         with self._lock:
             hosts = list(self._hosts.items())
-        return {key: host.breaker.snapshot() for key, host in hosts}
+        return {key: _host_snapshot(host) for key, host in hosts}
 
     def close(self) -> None:
         """Close the inner transport (and detach from a shared store)."""
@@ -439,6 +475,7 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
             and policy.max_concurrency is None
             and policy.retry.deadline is None
             and policy.breaker.classify is None  # every status line goes to the hook
+            and policy.hedge is None
         )
         self._hosts[key] = host
         if self._store is not None:
@@ -659,11 +696,18 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
             budget.deposit(started)
         body = request.stream  # before an inner transport can buffer and replace it
         deadline = math.inf if retry.deadline is None else started + retry.deadline
-        try:
-            response = _io.send_by(self._inner, request, self._clock, deadline)
-        except BaseException as exc:
-            return self._after_error(request, host, retry, ticket, exc, started, budget, body)
-        return self._after_status(request, host, retry, ticket, response, started, budget, body)
+        outcome: httpx.Response | BaseException
+        hedged = host.hedge is not None and isinstance(body, httpx.ByteStream)
+        if hedged and is_idempotent(request, retry):
+            ticket, outcome = self._race(request, host, ticket, deadline)
+        else:
+            try:
+                outcome = _io.send_by(self._inner, request, self._clock, deadline)
+            except BaseException as exc:
+                outcome = exc
+        if isinstance(outcome, BaseException):
+            return self._after_error(request, host, retry, ticket, outcome, started, budget, body)
+        return self._after_status(request, host, retry, ticket, outcome, started, budget, body)
 
     def _after_error(
         self,
@@ -751,14 +795,13 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
                 break
             plan.next_attempt(wait)
             attempt_started = self._clock()
-            try:
-                new = _io.send_by(self._inner, request, self._clock, plan.deadline)
-            except BaseException as exc:
-                if not self._record_error(request, host, ticket, exc, attempt_started):
-                    raise
-                if isinstance(exc, DeadlineExceeded) and response is not None:
+            ticket, new = self._retry_attempt(request, host, ticket, plan.deadline)
+            if isinstance(new, BaseException):
+                if not self._record_error(request, host, ticket, new, attempt_started):
+                    raise new
+                if isinstance(new, DeadlineExceeded) and response is not None:
                     break  # the previous answer is more useful than "out of time"
-                response, error = None, exc
+                response, error = None, new
                 continue
             if not self._judge(request, host, retry, ticket, new, attempt_started):
                 return new
@@ -804,6 +847,131 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
         if self._emitter.listeners:
             self._emitter.emit(RetryScheduled(host.key, request.method, plan.attempt, wait, reason))
         return wait
+
+    def _retry_attempt(
+        self, request: httpx.Request, host: _Host, ticket: Ticket, deadline: float
+    ) -> tuple[Ticket, httpx.Response | BaseException]:
+        """One more attempt (hedged again when the host hedges): the ticket of the
+        attempt that answered, and its answer or error, not yet recorded."""
+        if host.hedge is not None:
+            return self._race(request, host, ticket, deadline)
+        try:
+            return ticket, _io.send_by(self._inner, request, self._clock, deadline)
+        except BaseException as exc:
+            return ticket, exc
+
+    # -- hedging ------------------------------------------------------------------------
+
+    def _race(
+        self, request: httpx.Request, host: _Host, ticket: Ticket, deadline: float
+    ) -> tuple[Ticket, httpx.Response | Exception]:
+        """An idempotent attempt and, when it has not answered in time, its
+        hedges: the winner's ticket and answer or error (not yet recorded).
+        Every other attempt is recorded here (cancelled: ignored) and closed.
+        A cancelled call raises, its attempts already recorded."""
+        hedge = host.hedge
+        assert hedge is not None
+        hedge.budget.deposit(self._clock())
+        delay = hedge.delay()
+        if delay is None:  # warming up: one attempt, timed to learn from
+            won = self._try(request, host, ticket, None, deadline)
+            return won[0], won[2]
+        hedges: list[Ticket] = []
+
+        def attempts(index: int) -> _io.Attempt[_Try] | None:
+            if index == 0:
+                return functools.partial(self._try, request, host, ticket, None, deadline)
+            admitted = self._admit_hedge(host, hedge)
+            if admitted is None:
+                return None
+            hedges.append(admitted[0])
+            return functools.partial(self._try, _clone(request), host, *admitted, deadline)
+
+        index, won = _io.race(
+            attempts,
+            delay,
+            hedge.policy.max_hedges,
+            functools.partial(_answered, host),
+            functools.partial(self._lost, request, host),
+        )
+        if hedges:
+            self._hedged(request, host, hedge, len(hedges), delay, index, won[2])
+        return won[0], won[2]
+
+    def _admit_hedge(
+        self, host: _Host, hedge: HedgeState
+    ) -> tuple[Ticket, _io.Semaphore | None] | None:
+        """A ticket and bulkhead slot for a hedge, or ``None``: hedges go only
+        while the circuit is closed, with a free slot and budget to spare."""
+        breaker = host.breaker
+        if breaker.state is not CircuitState.CLOSED:
+            return None
+        slot = host.semaphore
+        if slot is not None and not _io.try_acquire(slot):
+            return None
+        ticket = breaker.admit()
+        if ticket is not None and not ticket.probe and hedge.budget.try_withdraw(self._clock()):
+            return ticket, slot
+        if ticket is not None:
+            breaker.on_ignored(ticket)
+        if slot is not None:
+            slot.release()
+        return None
+
+    def _try(
+        self,
+        request: httpx.Request,
+        host: _Host,
+        ticket: Ticket,
+        slot: _io.Semaphore | None,
+        deadline: float,
+    ) -> _Try:
+        """One attempt of a race. Its error is returned; cancelled, it is
+        recorded (ignored) and the cancellation goes on."""
+        started = self._clock()
+        try:
+            response = _io.send_by(self._inner, request, self._clock, deadline)
+        except Exception as exc:
+            return ticket, started, exc
+        except BaseException as exc:
+            self._record_error(request, host, ticket, exc, started)
+            raise
+        finally:
+            if slot is not None:  # a hedge's own slot: the call keeps its own
+                slot.release()
+        if host.hedge is not None:  # latency to the status line
+            host.hedge.latency.add(self._clock() - started)
+        return ticket, started, response
+
+    def _lost(self, request: httpx.Request, host: _Host, lost: _Try) -> None:
+        """Record an attempt that finished but lost the race, and close it."""
+        ticket, started, outcome = lost
+        if isinstance(outcome, Exception):
+            self._record_error(request, host, ticket, outcome, started)
+            return
+        status = outcome.status_code
+        verdict = status_outcome(status, host.failure_statuses)
+        self._record(request, host, ticket, verdict, self._clock() - started, status)
+        with _io.shielded():
+            outcome.close()
+
+    def _hedged(
+        self,
+        request: httpx.Request,
+        host: _Host,
+        hedge: HedgeState,
+        sent: int,
+        delay: float,
+        winner: int,
+        outcome: httpx.Response | Exception,
+    ) -> None:
+        hedge.sent += sent
+        if winner:
+            hedge.won += 1
+        if isinstance(outcome, httpx.Response):
+            outcome.extensions[HEDGE_EXTENSION] = winner
+        if self._emitter.listeners:
+            self._emitter.emit(Hedged(host.key, request.method, sent, delay, winner))
 
     def _admit_retry(self, host: _Host, plan: RetryPlan) -> Ticket | None:
         """A ticket for the next attempt, or ``None``: out of time (nothing is

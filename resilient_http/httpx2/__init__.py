@@ -21,10 +21,12 @@ from .._events import BreakerEvicted as BreakerEvicted
 from .._events import CallRejected as CallRejected
 from .._events import Event as Event
 from .._events import FallbackServed as FallbackServed
+from .._events import Hedged as Hedged
 from .._events import Listener as Listener
 from .._events import RetryScheduled as RetryScheduled
 from .._events import StateChanged as StateChanged
 from .._policy import BreakerPolicy as BreakerPolicy
+from .._policy import HedgePolicy as HedgePolicy
 from .._policy import Policy as Policy
 from .._policy import RetryBudget as RetryBudget
 from .._policy import RetryPolicy as RetryPolicy
@@ -53,6 +55,8 @@ __all__ = [
     "DeadlineExceeded",
     "Event",
     "FallbackServed",
+    "HedgePolicy",
+    "Hedged",
     "InMemoryStore",
     "Listener",
     "Policy",

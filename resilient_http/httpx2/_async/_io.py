@@ -13,16 +13,18 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Iterable
-from typing import NoReturn
+from typing import NoReturn, TypeAlias, TypeVar
 
 import anyio
 import httpx2
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from resilient_http._breaker import Breaker, Clock
 from resilient_http._events import Emitter, Event, Listener, run_detached
 from resilient_http.httpx2._exceptions import DeadlineExceeded
 
 __all__ = [
+    "Attempt",
     "Breaker",
     "Lock",
     "Misuse",
@@ -35,14 +37,20 @@ __all__ = [
     "emitter",
     "fallback_result",
     "move_on_after",
+    "race",
     "run_detached",
     "send_by",
     "settle",
     "shielded",
     "sleep",
+    "try_acquire",
 ]
 
+T = TypeVar("T")
+
 Sleep = Callable[[float], Awaitable[None]]
+#: One attempt of a race, started by calling it.
+Attempt: TypeAlias = Callable[[], Awaitable[T]]
 #: The default backoff sleep.
 sleep: Sleep = anyio.sleep
 #: The bulkhead.
@@ -59,6 +67,15 @@ class Lock:
 
     def __exit__(self, *exc_info: object) -> None:
         return None
+
+
+def try_acquire(semaphore: anyio.Semaphore) -> bool:
+    """A bulkhead slot if one is free now."""
+    try:
+        semaphore.acquire_nowait()
+    except anyio.WouldBlock:
+        return False
+    return True
 
 
 async def acquire(semaphore: anyio.Semaphore, max_wait: float) -> bool:
@@ -117,6 +134,78 @@ async def send_by(
     with anyio.move_on_after(max(0.0, deadline - clock())):
         return await transport.handle_async_request(request)
     raise DeadlineExceeded(f"retry deadline reached for {request.method}", request=request)
+
+
+async def race(
+    attempts: Callable[[int], Attempt[T] | None],
+    delay: float,
+    max_hedges: int,
+    answered: Callable[[T], bool],
+    discard: Callable[[T], Awaitable[None]],
+) -> tuple[int, T]:
+    """Hedged attempts: start ``attempts(0)``; each time ``delay`` seconds pass
+    with no answer, start ``attempts(n)`` (``None``: no more may start), up to
+    ``max_hedges`` of them. The first result that is ``answered`` wins; when
+    every attempt started has ended without one, the last result does. The
+    others are cancelled; every result that does not win is ``discard``ed, also
+    when the race itself is cancelled. Returns the winner's index and result.
+    Attempts return their errors as results (a cancelled one raises)."""
+    send, receive = anyio.create_memory_object_stream[tuple[int, T]](max_hedges + 1)
+    winner: tuple[int, T] | None = None
+    last: tuple[int, T] | None = None
+
+    async def run(index: int, attempt: Attempt[T]) -> None:
+        send.send_nowait((index, await attempt()))
+
+    first = attempts(0)
+    assert first is not None
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(run, 0, first)
+            running = started = 1
+            while winner is None:
+                got: tuple[int, T] | None = None
+                with anyio.move_on_after(delay if started <= max_hedges else math.inf):
+                    got = await receive.receive()
+                if got is None:  # no answer in time: hedge
+                    attempt = attempts(started)
+                    if attempt is None:
+                        started = max_hedges + 1  # refused: no more hedges
+                    else:
+                        group.start_soon(run, started, attempt)
+                        started += 1
+                        running += 1
+                    continue
+                running -= 1
+                if answered(got[1]) or running == 0:
+                    winner = got
+                    break
+                if last is not None:
+                    await discard(last[1])
+                last = got
+            group.cancel_scope.cancel()
+    finally:
+        send.close()
+        with anyio.CancelScope(shield=True):
+            for _, result in _losers(last, winner, receive):
+                await discard(result)
+        receive.close()
+    assert winner is not None
+    return winner
+
+
+def _losers(
+    last: tuple[int, T] | None,
+    winner: tuple[int, T] | None,
+    receive: MemoryObjectReceiveStream[tuple[int, T]],
+) -> list[tuple[int, T]]:
+    """The results that did not win: the last one kept, and those not yet read."""
+    losers = [last] if last is not None and last is not winner else []
+    while True:
+        try:
+            losers.append(receive.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            return losers
 
 
 def emitter(listeners: Iterable[Listener | Callable[[Event], object]]) -> Emitter:

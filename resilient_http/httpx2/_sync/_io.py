@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import NoReturn
+from typing import Generic, NoReturn, TypeAlias, TypeVar
 
 import httpx2
 
@@ -26,6 +27,7 @@ from resilient_http._events import Emitter, Event, Listener, run_detached
 from resilient_http.httpx2._exceptions import DeadlineExceeded
 
 __all__ = [
+    "Attempt",
     "Breaker",
     "Lock",
     "Misuse",
@@ -38,20 +40,31 @@ __all__ = [
     "emitter",
     "fallback_result",
     "move_on_after",
+    "race",
     "run_detached",
     "send_by",
     "settle",
     "shielded",
     "sleep",
+    "try_acquire",
 ]
 
+T = TypeVar("T")
+
 Sleep = Callable[[float], object]
+#: One attempt of a race, started by calling it.
+Attempt: TypeAlias = Callable[[], T]
 #: The default backoff sleep.
 sleep: Sleep = time.sleep
 #: The bulkhead: it counts threads.
 Semaphore = threading.Semaphore
 #: The host map's lock (re-entrant: creating a host may evict another).
 Lock = threading.RLock
+
+
+def try_acquire(semaphore: threading.Semaphore) -> bool:
+    """A bulkhead slot if one is free now."""
+    return semaphore.acquire(blocking=False)
 
 
 def acquire(semaphore: threading.Semaphore, max_wait: float) -> bool:
@@ -125,6 +138,90 @@ def send_by(
             del request.extensions["timeout"]
         else:
             request.extensions["timeout"] = own
+
+
+def race(
+    attempts: Callable[[int], Attempt[T] | None],
+    delay: float,
+    max_hedges: int,
+    answered: Callable[[T], bool],
+    discard: Callable[[T], None],
+) -> tuple[int, T]:
+    """Hedged attempts, each in a thread of its own: start ``attempts(0)``;
+    each time ``delay`` seconds pass with no answer, start ``attempts(n)``
+    (``None``: no more may start), up to ``max_hedges`` of them. The first
+    result that is ``answered`` wins; when every attempt started has ended
+    without one, the last result does. A thread cannot be cancelled: an
+    attempt that loses is ``discard``ed when it ends, in its own thread.
+    Returns the winner's index and result."""
+    threads = _Threads(discard)
+    first = attempts(0)
+    assert first is not None
+    threads.start(0, first)
+    running = started = 1
+    winner: tuple[int, T] | None = None
+    last: tuple[int, T] | None = None
+    try:
+        while winner is None:
+            got = threads.next(delay if started <= max_hedges else None)
+            if got is None:  # no answer in time: hedge
+                attempt = attempts(started)
+                if attempt is None:
+                    started = max_hedges + 1  # refused: no more hedges
+                else:
+                    threads.start(started, attempt)
+                    started += 1
+                    running += 1
+                continue
+            running -= 1
+            if answered(got[1]) or running == 0:
+                winner = got
+                break
+            if last is not None:
+                discard(last[1])
+            last = got
+    finally:
+        threads.finish(winner, last)
+    assert winner is not None
+    return winner
+
+
+class _Threads(Generic[T]):
+    """The attempts of one race, and the results they hand in until it is decided."""
+
+    def __init__(self, discard: Callable[[T], None]) -> None:
+        self._discard = discard
+        self._results: queue.SimpleQueue[tuple[int, T]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._decided = False
+
+    def start(self, index: int, attempt: Callable[[], T]) -> None:
+        threading.Thread(target=self._run, args=(index, attempt), daemon=True).start()
+
+    def _run(self, index: int, attempt: Callable[[], T]) -> None:
+        result = attempt()
+        with self._lock:
+            late = self._decided
+            if not late:
+                self._results.put((index, result))
+        if late:  # the race is over: this one lost
+            self._discard(result)
+
+    def next(self, timeout: float | None) -> tuple[int, T] | None:
+        try:
+            return self._results.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def finish(self, winner: tuple[int, T] | None, last: tuple[int, T] | None) -> None:
+        """Decided: discard every result but the winner; later ones discard themselves."""
+        with self._lock:
+            self._decided = True
+        losers = [last] if last is not None and last is not winner else []
+        while not self._results.empty():
+            losers.append(self._results.get_nowait())
+        for _, result in losers:
+            self._discard(result)
 
 
 def _is_async(fn: object) -> bool:
