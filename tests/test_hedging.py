@@ -37,8 +37,12 @@ async def test_a_call_cancelled_mid_race_records_nothing_and_leaks_nothing(
 ) -> None:
     transport = ResilientTransport(policy=POLICY)
     async with httpx.AsyncClient(transport=transport) as client:
-        with anyio.move_on_after(0.2):  # both the attempt and its hedge are slow
-            await client.get(f"{live.url}/tail?every=1&slow=1")
+        async with anyio.create_task_group() as group:
+            # both the attempt and its hedge are slow; cancel once both reached the server
+            group.start_soon(client.get, f"{live.url}/tail?every=1&slow=2")
+            while live.state.hits["/tail"] < 2:
+                await anyio.sleep(0.005)
+            group.cancel_scope.cancel()
         breaker = transport.breaker(live.url)
         assert live.state.hits["/tail"] == 2
         assert breaker.calls_in_flight == 0

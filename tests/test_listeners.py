@@ -1,5 +1,8 @@
 """Listener events, their order, sync and async listeners, raising
-listeners, and the ``resilient_http`` log lines (never a secret)."""
+listeners, and the ``resilient_http`` log lines (never a secret).
+
+The binding-independent tests live in tests/contract/test_listeners.py; what
+stays here is async only: async listeners, and calls cancelled mid-flight."""
 
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ from resilient_http import (
     BreakerPolicy,
     CallRejected,
     CircuitOpenError,
-    CircuitState,
     Event,
     FallbackServed,
     Policy,
@@ -34,10 +36,7 @@ from .server import LiveServer
 HOST = "api.example.com:443"
 #: Userinfo, a query string and header values: none may reach an event or a log line.
 SECRET_URL = "https://alice:hunter2@api.example.com/v1/items?token=tok-9f8e7d&page=2"
-SECRET_HEADERS = {"Authorization": "Bearer sk-live-51Habc", "X-Api-Key": "key-0c0ffee"}
 SECRETS = ("alice", "hunter2", "tok-9f8e7d", "page=2", "sk-live-51Habc", "key-0c0ffee", "/v1/")
-
-CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 
 
 class Upstream:
@@ -77,90 +76,6 @@ def make_transport(
     return transport
 
 
-async def test_full_cycle_emits_events_in_causal_order(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG, logger="resilient_http")
-    events: list[Event] = []
-    upstream = Upstream(503)
-    transport = make_transport(upstream, clock, [events.append])
-    async with httpx.AsyncClient(transport=transport, headers=SECRET_HEADERS) as client:
-        # closed: two failures open the circuit
-        assert (await client.get(SECRET_URL)).status_code == 503
-        assert (await client.get(SECRET_URL)).status_code == 503
-        # open: rejected, answered by the fallback, upstream untouched
-        clock.advance(4)
-        rejected = await client.get(SECRET_URL)
-        assert rejected.json() == {"cached": True}
-        assert upstream.calls == 2
-        # half-open after the recovery timeout: one probe succeeds and closes it
-        clock.advance(6)
-        upstream.status = 200
-        assert (await client.get(SECRET_URL)).status_code == 200
-
-    assert events == [
-        AttemptFinished(HOST, "GET", "failure", 0.0, 503, None),
-        AttemptFinished(HOST, "GET", "failure", 0.0, 503, None),
-        StateChanged(HOST, CLOSED, OPEN, 10.0),
-        CallRejected(HOST, "GET", "circuit_open", 6.0),
-        FallbackServed(HOST, "GET", "circuit_open", "fallback"),
-        StateChanged(HOST, OPEN, HALF_OPEN, 0.0),
-        AttemptFinished(HOST, "GET", "success", 0.0, 200, None),
-        StateChanged(HOST, HALF_OPEN, CLOSED, 0.0),
-    ]
-    transitions = [
-        (r.levelno, r.getMessage()) for r in caplog.records if r.name == "resilient_http"
-    ]
-    assert transitions == [
-        (logging.WARNING, f"circuit for {HOST} opened (was closed); next probe in 10.000s"),
-        (logging.INFO, f"circuit for {HOST} half-open: probing"),
-        (logging.INFO, f"circuit for {HOST} closed (was half_open)"),
-    ]
-    for text in [repr(e) for e in events] + [m for _, m in transitions]:
-        for secret in SECRETS:
-            assert secret not in text
-
-
-async def test_retries_are_events_and_debug_lines_without_secrets(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG, logger="resilient_http")
-    events: list[Event] = []
-    statuses = iter([503, 502, 200])
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(next(statuses))
-
-    transport = ResilientTransport(
-        httpx.MockTransport(handler),
-        policy=Policy(retry=RetryPolicy(attempts=3, wait=tenacity.wait_fixed(0.25))),
-        listeners=[events.append],
-        clock=clock,
-        sleep=clock.sleep,
-    )
-    async with httpx.AsyncClient(transport=transport, headers=SECRET_HEADERS) as client:
-        assert (await client.get(SECRET_URL)).status_code == 200
-
-    assert events == [
-        AttemptFinished(HOST, "GET", "failure", 0.0, 503, None),
-        RetryScheduled(HOST, "GET", 1, 0.25, "status 503"),
-        AttemptFinished(HOST, "GET", "failure", 0.0, 502, None),
-        RetryScheduled(HOST, "GET", 2, 0.25, "status 502"),
-        AttemptFinished(HOST, "GET", "success", 0.0, 200, None),
-    ]
-    debug = [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "resilient_http" and r.levelno == logging.DEBUG
-    ]
-    assert debug == [
-        f"retrying GET on {HOST} (attempt 1 failed: status 503) in 0.250s",
-        f"retrying GET on {HOST} (attempt 2 failed: status 502) in 0.250s",
-    ]
-    for record in caplog.records:
-        assert all(secret not in record.getMessage() for secret in SECRETS)
-
-
 async def test_sync_and_async_listeners_both_receive_every_event(clock: FakeClock) -> None:
     sync_seen: list[Event] = []
     async_seen: list[Event] = []
@@ -186,18 +101,6 @@ async def test_sync_and_async_listeners_both_receive_every_event(clock: FakeCloc
         CallRejected,
         FallbackServed,
     ]
-
-
-async def test_resilient_client_passes_listeners_through() -> None:
-    seen: list[Event] = []
-    async with ResilientClient(
-        transport=httpx.MockTransport(Upstream(200)), listeners=[seen.append]
-    ) as client:
-        await client.get("https://api.example.com/")
-    assert len(seen) == 1
-    event = seen[0]
-    assert isinstance(event, AttemptFinished)
-    assert (event.host, event.outcome, event.status_code) == (HOST, "success", 200)
 
 
 async def test_async_listener_hears_a_streamed_success_before_the_call_returns(
@@ -378,28 +281,6 @@ async def test_a_cancelled_call_does_not_wait_for_its_listeners(anyio_backend_na
         with anyio.fail_after(2):
             while not any(isinstance(e, RetryScheduled) for e in gate.heard):
                 await anyio.sleep(0.001)
-
-
-async def test_a_self_tripped_circuit_that_never_recovers_is_not_logged_as_forced(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING, logger="resilient_http")
-    transport = ResilientTransport(
-        httpx.MockTransport(lambda request: httpx.Response(503)),
-        policy=Policy(
-            breaker=BreakerPolicy(failure_threshold=1, recovery_timeout=float("inf")),
-            retry=RetryPolicy(attempts=1),
-        ),
-        clock=clock,
-    )
-    async with httpx.AsyncClient(transport=transport) as client:
-        await client.get("https://api.example.com/")
-        transport.breaker("https://forced.example.com/").force_open()
-    lines = [r.getMessage() for r in caplog.records if r.name == "resilient_http"]
-    assert lines == [
-        "circuit for api.example.com:443 opened (was closed) until reset",
-        "circuit for forced.example.com:443 held open by hand (was closed)",
-    ]
 
 
 class _StalledBody(httpx.AsyncByteStream):

@@ -1,6 +1,7 @@
-"""A pytest plugin for httpx's own test suite: every ``httpx.AsyncClient``
-transport (the default one, a given one, and every mount) is wrapped in a
-``ResilientTransport`` with retries off, as a user dropping it in would."""
+"""A pytest plugin for httpx's own test suite: every client transport (the
+default one, a given one, and every mount) is wrapped, as a user dropping the
+layer in would: an ``httpx.AsyncClient``'s in a ``ResilientTransport``, an
+``httpx.Client``'s in a ``SyncResilientTransport``, retries off."""
 
 from __future__ import annotations
 
@@ -8,26 +9,28 @@ from typing import Any
 
 import httpx
 
-from resilient_http import Policy, ResilientTransport, RetryPolicy
+from resilient_http import Policy, ResilientTransport, RetryPolicy, SyncResilientTransport
 
 _NO_RETRIES = Policy(retry=RetryPolicy(attempts=1))
-_init_transport = httpx.AsyncClient._init_transport
-_init_proxy_transport = httpx.AsyncClient._init_proxy_transport
 
 
-def _wrapped(transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-    if isinstance(transport, ResilientTransport):
+def _wrapped(transport: Any) -> Any:
+    if isinstance(transport, ResilientTransport | SyncResilientTransport):
         return transport
-    return ResilientTransport(transport, policy=_NO_RETRIES)
+    if isinstance(transport, httpx.AsyncBaseTransport):
+        return ResilientTransport(transport, policy=_NO_RETRIES)
+    return SyncResilientTransport(transport, policy=_NO_RETRIES)
 
 
-def _init_resilient_transport(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> Any:
-    return _wrapped(_init_transport(self, *args, **kwargs))
+def _wrap(client_class: type[httpx.AsyncClient] | type[httpx.Client]) -> None:
+    for name in ("_init_transport", "_init_proxy_transport"):
+        original = getattr(client_class, name)
+
+        def init(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            return _wrapped(__original(self, *args, **kwargs))
+
+        setattr(client_class, name, init)
 
 
-def _init_resilient_proxy_transport(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> Any:
-    return _wrapped(_init_proxy_transport(self, *args, **kwargs))
-
-
-httpx.AsyncClient._init_transport = _init_resilient_transport  # type: ignore[method-assign]
-httpx.AsyncClient._init_proxy_transport = _init_resilient_proxy_transport  # type: ignore[method-assign]
+_wrap(httpx.AsyncClient)
+_wrap(httpx.Client)

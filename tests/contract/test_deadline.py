@@ -1,66 +1,65 @@
 """``RetryPolicy(deadline=...)`` bounds the whole call (README, "Deadline"):
 reading a response discarded for a retry is part of it, and once time is up
-nothing more is sent, and nothing more is counted."""
+nothing more is sent, and nothing more is counted. Checked on every binding,
+against the real loopback server and on a ``FakeClock``."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
-import httpx
 import pytest
 import tenacity
 
-from resilient_http import (
-    DeadlineExceeded,
-    Policy,
-    ResilientTransport,
-    RetryPolicy,
-)
 from resilient_http.testing import FakeClock
 
-from .server import LiveServer
+from ..bindings import Binding
+from ..server import LiveServer
 
 #: A 503 whose body takes about 3.8 s to arrive.
 SLOW_503 = "/drip?status=503&n=20&interval=0.2"
 
 
-async def read_into(response: httpx.Response, chunks: list[bytes]) -> None:
+async def read_into(response: Any, chunks: list[bytes]) -> None:
     async for chunk in response.aiter_raw():
         chunks.append(chunk)
 
 
-def deadline_client(deadline: float) -> httpx.AsyncClient:
-    retry = RetryPolicy(attempts=3, wait=tenacity.wait_fixed(0.05), deadline=deadline)
-    return httpx.AsyncClient(transport=ResilientTransport(policy=Policy(retry=retry)))
+def deadline_client(binding: Binding, deadline: float) -> Any:
+    api = binding.api
+    retry = api.RetryPolicy(attempts=3, wait=tenacity.wait_fixed(0.05), deadline=deadline)
+    return binding.client(binding.transport(policy=api.Policy(retry=retry)))
 
 
 async def test_a_slow_body_being_read_for_a_retry_is_cut_at_the_deadline(
-    live: LiveServer,
+    binding: Binding, live: LiveServer
 ) -> None:
-    async with deadline_client(1.0) as client:
+    async with deadline_client(binding, 1.0) as client:
         started = time.monotonic()
-        with pytest.raises(DeadlineExceeded):
+        with pytest.raises(binding.api.DeadlineExceeded):
             await client.get(live.url + SLOW_503)
         assert time.monotonic() - started < 1.8
     assert live.state.hits["/drip"] == 1  # no time was left to send another
 
 
-async def test_a_cut_body_still_shows_its_status_and_what_arrived(live: LiveServer) -> None:
-    async with deadline_client(0.5) as client:
+async def test_a_cut_body_still_shows_its_status_and_what_arrived(
+    binding: Binding, live: LiveServer
+) -> None:
+    async with deadline_client(binding, 0.5) as client:
         started = time.monotonic()
         async with client.stream("GET", live.url + SLOW_503) as response:
             assert response.status_code == 503
             received: list[bytes] = []
-            with pytest.raises(DeadlineExceeded):
+            with pytest.raises(binding.api.DeadlineExceeded):
                 await read_into(response, received)
             assert b"".join(received).startswith(b"chunk 0\n")
         assert time.monotonic() - started < 1.3
 
 
 async def test_a_fast_body_stays_readable_when_the_deadline_stops_the_retries(
-    live: LiveServer,
+    binding: Binding, live: LiveServer
 ) -> None:
-    async with deadline_client(0.3) as client:
+    async with deadline_client(binding, 0.3) as client:
         live.state.fail_next = 100
         response = await client.get(f"{live.url}/flaky")
     assert response.status_code == 503
@@ -68,28 +67,32 @@ async def test_a_fast_body_stays_readable_when_the_deadline_stops_the_retries(
 
 
 async def test_no_attempt_is_sent_or_counted_once_the_deadline_has_passed(
-    clock: FakeClock,
+    binding: Binding, clock: FakeClock
 ) -> None:
     """A backoff that overslept past the deadline: the call ends with the one
     real 503, counted once (it used to send nothing and count a second failure)."""
     hits = 0
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: Any) -> Any:
         nonlocal hits
         hits += 1
-        return httpx.Response(503, text="sick")
+        return binding.response(503, text="sick")
 
-    async def oversleep(seconds: float) -> None:
+    def oversleep(seconds: float) -> None:
         clock.advance(seconds * 3)
 
-    retry = RetryPolicy(attempts=3, wait=tenacity.wait_fixed(0.4), deadline=1.0, budget=None)
-    transport = ResilientTransport(
-        httpx.MockTransport(handler),
-        policy=Policy(retry=retry),
+    async def oversleep_async(seconds: float) -> None:
+        oversleep(seconds)
+
+    api = binding.api
+    retry = api.RetryPolicy(attempts=3, wait=tenacity.wait_fixed(0.4), deadline=1.0, budget=None)
+    transport = binding.transport(
+        binding.mock(handler),
+        policy=api.Policy(retry=retry),
         clock=clock,
-        sleep=oversleep,
+        sleep=oversleep if binding.sync else oversleep_async,
     )
-    async with httpx.AsyncClient(transport=transport) as client:
+    async with binding.client(transport) as client:
         response = await client.get("https://api.example.com/")
     assert response.status_code == 503
     assert response.text == "sick"
