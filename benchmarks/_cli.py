@@ -26,6 +26,8 @@ SECTIONS = (
     "concurrency",
     "memory",
     "production",
+    "sync",
+    "hedging",
 )
 
 
@@ -85,6 +87,8 @@ async def _run(
     await step("concurrency", lambda: _sections.concurrency(settings))
     await step("memory", lambda: _sections.memory(settings))
     await step("production", lambda: _sections.production(settings))
+    await step("sync", lambda: _sections.sync(settings))
+    await step("hedging", lambda: _sections.hedging(settings, port, why))
     return sections
 
 
@@ -105,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    needs_server = {"success_real_server", "rejection"} & set(only)
+    needs_server = {"success_real_server", "rejection", "hedging"} & set(only)
     why = _sections.uvicorn_missing() if needs_server else "not requested"
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:

@@ -17,6 +17,10 @@ against the real server), each with its library's default settings:
 
 A peer whose package is missing raises :class:`NotInstalled` when built, and is
 reported as such; it never stops the run.
+
+The ``sync`` section measures the sync binding the same way: every
+:class:`SyncEntry` wraps the inner ``httpx.BaseTransport`` (``httpx.MockTransport``)
+in a transport, and each request goes through an ``httpx.Client`` built on it.
 """
 
 from __future__ import annotations
@@ -28,9 +32,18 @@ from typing import Any, Literal
 import httpx
 import tenacity
 
-from resilient_http import ResilientTransport
+from resilient_http import ResilientTransport, SyncResilientTransport
 
-__all__ = ["CONTENDERS", "Contender", "Entry", "NotInstalled", "Role", "Unsupported"]
+__all__ = [
+    "CONTENDERS",
+    "SYNC_CONTENDERS",
+    "Contender",
+    "Entry",
+    "NotInstalled",
+    "Role",
+    "SyncEntry",
+    "Unsupported",
+]
 
 Role = Literal["baseline", "reference", "ours", "peer"]
 
@@ -252,4 +265,62 @@ CONTENDERS: tuple[Entry, ...] = (
     Entry("aiobreaker (wrapping the call)", "peer", AioBreaker, "aiobreaker"),
     Entry("purgatory (wrapping the call)", "peer", Purgatory, "purgatory"),
     Entry("pybreaker + tenacity (recipe)", "peer", PybreakerTenacity, "pybreaker"),
+)
+
+
+# -- the sync binding: transports for httpx.Client --------------------------------------
+
+
+def _bare_sync(inner: httpx.BaseTransport) -> httpx.BaseTransport:
+    """``httpx.Client(transport=inner)``: the baseline."""
+    return inner
+
+
+def _resilient_sync(inner: httpx.BaseTransport) -> httpx.BaseTransport:
+    """``SyncResilientTransport(inner)``, default ``Policy()``."""
+    return SyncResilientTransport(inner)
+
+
+def _httpx_retries_sync(inner: httpx.BaseTransport) -> httpx.BaseTransport:
+    """httpx-retries: ``RetryTransport(transport=inner)``, default ``Retry()``. One
+    class serves both clients; with a ``BaseTransport`` it retries through ``handle_request``."""
+    try:
+        from httpx_retries import RetryTransport
+    except ImportError as exc:
+        raise NotInstalled(str(exc)) from exc
+    transport: httpx.BaseTransport = RetryTransport(transport=inner)
+    return transport
+
+
+def _interlock_sync(inner: httpx.BaseTransport) -> httpx.BaseTransport:
+    """interlock-cb: ``interlock.integrations.httpx.CircuitBreakerTransport(inner)``, the
+    sync twin of ``AsyncCircuitBreakerTransport`` (a breaker per host)."""
+    try:
+        import interlock.integrations.httpx as interlock_httpx
+    except ImportError as exc:
+        raise NotInstalled(str(exc)) from exc
+    sync_transport = getattr(interlock_httpx, "CircuitBreakerTransport", None)
+    if sync_transport is None:
+        raise Unsupported("this interlock-cb has no sync httpx transport")
+    transport: httpx.BaseTransport = sync_transport(inner)
+    return transport
+
+
+@dataclass(frozen=True)
+class SyncEntry:
+    """A contender of the ``sync`` section: wraps the inner sync transport. Raises
+    :class:`NotInstalled` when its package is missing, :class:`Unsupported` when the
+    package has no sync transport."""
+
+    name: str
+    role: Role
+    wrap: Callable[[httpx.BaseTransport], httpx.BaseTransport]
+    distribution: str | None = None
+
+
+SYNC_CONTENDERS: tuple[SyncEntry, ...] = (
+    SyncEntry("httpx.Client (bare)", "baseline", _bare_sync, "httpx"),
+    SyncEntry("resilient_http SyncResilientTransport", "ours", _resilient_sync, "resilient-http"),
+    SyncEntry("httpx-retries RetryTransport (sync)", "peer", _httpx_retries_sync, "httpx-retries"),
+    SyncEntry("interlock-cb CircuitBreakerTransport", "peer", _interlock_sync, "interlock-cb"),
 )

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Batch", "Row", "Section", "Target", "interleave"]
+__all__ = ["Batch", "Column", "Row", "Section", "Target", "interleave"]
 
 #: One timed batch: returns the row's value for this round (µs per call, requests/s, ...).
 Batch = Callable[[], Awaitable[float]]
@@ -37,6 +37,8 @@ class Row:
     samples: list[float] = field(default_factory=list)
     ratios: list[float] = field(default_factory=list)
     note: str = ""
+    #: Named figures for a section with :attr:`Section.columns` (``None``: not applicable).
+    metrics: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -54,6 +56,7 @@ class Row:
         self.status = f"error: {type(exc).__name__}: {exc}"[:160]
         self.samples.clear()
         self.ratios.clear()
+        self.metrics.clear()
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -67,6 +70,8 @@ class Row:
         if self.ok and self.ratios:
             q1, q3 = _quartiles(self.ratios)
             data["ratio_q1"], data["ratio_q3"] = q1, q3
+        if self.metrics:
+            data["metrics"] = self.metrics
         if self.note:
             data["note"] = self.note
         return data
@@ -95,6 +100,20 @@ class Target:
         return f"{self.row}: ratio {self.op} {self.limit:g}"
 
 
+@dataclass(frozen=True)
+class Column:
+    """One figure of a section that reports several per row (``Row.metrics[key]``),
+    shown under ``header``, formatted with ``fmt``."""
+
+    key: str
+    header: str
+    fmt: str = "{:,.1f}"
+
+    def format(self, row: Row) -> str:
+        value = row.metrics.get(self.key)
+        return "n/a" if value is None else self.fmt.format(value)
+
+
 @dataclass
 class Section:
     key: str
@@ -109,6 +128,8 @@ class Section:
     skipped: str | None = None
     #: False for a ``--quick`` run: too few samples to say whether a target is met.
     judged: bool = True
+    #: When set, the table shows these figures of each row instead of median and ratio.
+    columns: list[Column] = field(default_factory=list)
 
     def row(self, name: str) -> Row | None:
         return next((r for r in self.rows if r.name == name), None)
@@ -125,7 +146,7 @@ class Section:
             )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "key": self.key,
             "title": self.title,
             "unit": self.unit,
@@ -140,6 +161,9 @@ class Section:
             ],
             "rows": [r.to_json() for r in self.rows],
         }
+        if self.columns:
+            data["columns"] = [{"key": c.key, "header": c.header} for c in self.columns]
+        return data
 
 
 async def interleave(

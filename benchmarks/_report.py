@@ -101,10 +101,36 @@ def _ratio(ratio: float) -> str:
 _VERDICT = {True: "met", False: "MISSED", None: "n/a"}
 
 
+def _notes_markdown(section: Section) -> list[str]:
+    lines = [f"- {note}" for note in section.notes]
+    lines.extend(f"- {row.name}: {row.note}" for row in section.rows if row.note)
+    return [*lines, ""] if lines else []
+
+
+def _columns_markdown(section: Section) -> str:
+    """A section with several figures per row (``Section.columns``)."""
+    headers = " | ".join(c.header for c in section.columns)
+    lines = [
+        f"### {section.title}",
+        "",
+        f"| configuration | {headers} |",
+        "| --- |" + " ---: |" * len(section.columns),
+    ]
+    for row in section.rows:
+        name = f"**{row.name}**" if row.role == "ours" else row.name
+        if not row.ok:
+            lines.append(f"| {name} | {row.status} |" + " |" * (len(section.columns) - 1))
+            continue
+        lines.append(f"| {name} | " + " | ".join(c.format(row) for c in section.columns) + " |")
+    return "\n".join([*lines, "", *_notes_markdown(section)])
+
+
 def section_markdown(section: Section) -> str:
     lines = [f"### {section.title}", ""]
     if section.skipped:
         return "\n".join([*lines, f"Skipped: {section.skipped}.", ""])
+    if section.columns:
+        return _columns_markdown(section)
     targets = {t.row: t for t in section.targets}
     value_header = "value" if section.unit == "bytes" else f"median {section.unit}"
     ratio_header = "ratio" if section.unit == "bytes" else "vs baseline (median per-round ratio)"
@@ -129,13 +155,7 @@ def section_markdown(section: Section) -> str:
             verdict = f"{target.op} {target.limit:g}: {word}"
         lines.append(f"| {name} | {value} | {ratio} | {verdict} |")
     lines.append("")
-    for note in section.notes:
-        lines.append(f"- {note}")
-    for row in section.rows:
-        if row.note:
-            lines.append(f"- {row.name}: {row.note}")
-    if section.notes or any(row.note for row in section.rows):
-        lines.append("")
+    lines.extend(_notes_markdown(section))
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""The five measurements. Each returns a :class:`Section` of rows and ratios."""
+"""The measurements. Each returns a :class:`Section` of rows and ratios."""
 
 from __future__ import annotations
 
@@ -7,45 +7,59 @@ import contextlib
 import gc
 import importlib.util
 import inspect
+import math
 import os
 import select
+import statistics
 import subprocess
 import sys
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from resilient_http import ResilientTransport
+from resilient_http import (
+    HedgePolicy,
+    Policy,
+    ResilientTransport,
+    RetryPolicy,
+    SyncResilientTransport,
+)
 
 from ._contenders import (
     CONTENDERS,
+    SYNC_CONTENDERS,
     Bare,
     Contender,
     Entry,
     NotInstalled,
     Resilient,
+    SyncEntry,
     Unsupported,
 )
-from ._measure import Batch, Row, Section, Target, interleave
+from ._measure import Batch, Column, Row, Section, Target, interleave
 
 __all__ = [
     "Settings",
     "concurrency",
+    "hedging",
     "memory",
     "production",
     "rejection",
     "server_process",
     "success_in_process",
     "success_real_server",
+    "sync",
 ]
 
 BASELINE = next(e.name for e in CONTENDERS if e.role == "baseline")
 OURS = next(e.name for e in CONTENDERS if e.role == "ours")
+FULL_PROFILE = "full production profile"
 HOST = "api.example.com"
 URL = f"http://{HOST}/items"
 SERVER_SCRIPT = Path(__file__).with_name("_server.py")
@@ -66,6 +80,10 @@ class Settings:
     task_hosts: int
     calls_per_task: int
     memory_hosts: tuple[int, int]  # "few" and "many" distinct hosts
+    hedge_calls: int  # sequential GETs per hedging configuration (after its warm-up)
+    hedge_every: int  # the upstream's tail: every Nth call's first attempt is slow ...
+    hedge_slow_ms: int  # ... by this many milliseconds
+    hedge_delay: float  # the fixed-delay configuration's HedgePolicy(delay=...), seconds
 
 
 FULL = Settings(
@@ -79,6 +97,10 @@ FULL = Settings(
     task_hosts=100,
     calls_per_task=1,
     memory_hosts=(10_000, 100_000),
+    hedge_calls=1000,
+    hedge_every=20,
+    hedge_slow_ms=200,
+    hedge_delay=0.01,
 )
 QUICK = Settings(
     rounds=3,
@@ -91,6 +113,10 @@ QUICK = Settings(
     task_hosts=100,
     calls_per_task=1,
     memory_hosts=(1_500, 3_000),
+    hedge_calls=200,
+    hedge_every=20,
+    hedge_slow_ms=200,
+    hedge_delay=0.01,
 )
 
 
@@ -110,6 +136,9 @@ class Upstream:
         return httpx.Response(200, content=b"ok")
 
     def transport(self) -> httpx.AsyncBaseTransport:
+        return httpx.MockTransport(self.handler)
+
+    def sync_transport(self) -> httpx.BaseTransport:
         return httpx.MockTransport(self.handler)
 
     def async_transport(self) -> httpx.AsyncBaseTransport:
@@ -151,6 +180,16 @@ async def _sequential(contender: Contender, url: str, host: str, calls: int) -> 
         if response.status_code != 200:
             raise RuntimeError(f"unexpected status {response.status_code}")
     return (time.perf_counter_ns() - started) / calls / 1000
+
+
+def _delta_notes(section: Section) -> None:
+    """One note per row: its median minus the baseline's, in µs per request."""
+    base = section.row(section.baseline)
+    if base is None or base.median is None:
+        return
+    for row in section.rows:
+        if row.median is not None and row.name != section.baseline:
+            section.notes.append(f"{row.name}: {row.median - base.median:+.1f} µs per request")
 
 
 def _ours_overhead_note(section: Section) -> None:
@@ -574,9 +613,15 @@ async def memory(settings: Settings) -> Section:
 # -- 6. the production profile ---------------------------------------------------------
 
 
-def _production_entries() -> list[Entry]:
-    """The configuration the README recommends for production, all together and one
-    feature at a time, each against bare httpx in the same rounds."""
+def _noop(event: object) -> None:
+    pass
+
+
+def _production_profiles() -> dict[str, dict[str, Any]]:
+    """The configuration the README recommends for production, one feature at a time
+    and then all together, as keyword arguments for ``ResilientTransport`` and
+    ``SyncResilientTransport`` alike. Every call builds fresh objects (policies, caches,
+    metrics on a registry of their own), so no two transports share state."""
     from prometheus_client import CollectorRegistry
 
     from resilient_http import BreakerPolicy, Policy, RetryPolicy, StaleCache
@@ -584,45 +629,44 @@ def _production_entries() -> list[Entry]:
 
     rate = BreakerPolicy(failure_rate=0.5, minimum_calls=20, window=10.0, slow_call_duration=2.0)
 
-    def noop(event: object) -> None:
-        pass
-
-    def ours(**kwargs: object) -> Callable[[httpx.AsyncBaseTransport], Contender]:
-        def build(inner: httpx.AsyncBaseTransport) -> Contender:
-            options = dict(kwargs)
-            listeners = options.pop("listeners", ())
-            if listeners == "prometheus":
-                listeners = [PrometheusMetrics(registry=CollectorRegistry())]
-            elif listeners == "all":
-                listeners = [PrometheusMetrics(registry=CollectorRegistry()), noop]
-            elif listeners == "noop":
-                listeners = [noop]
-            return Contender(ResilientTransport(inner, listeners=listeners, **options))  # type: ignore[arg-type]
-
-        return build
+    def prometheus() -> PrometheusMetrics:
+        return PrometheusMetrics(registry=CollectorRegistry())
 
     full = Policy(breaker=rate, retry=RetryPolicy(deadline=5.0), max_concurrency=100, max_wait=0.1)
+    return {
+        "default Policy()": {},
+        "rate mode + slow calls": {"policy": Policy(breaker=rate)},
+        "RetryPolicy(deadline=5)": {"policy": Policy(retry=RetryPolicy(deadline=5.0))},
+        "bulkhead (max_concurrency=100, max_wait=0.1)": {
+            "policy": Policy(max_concurrency=100, max_wait=0.1)
+        },
+        "StaleCache()": {"stale_cache": StaleCache()},
+        "PrometheusMetrics": {"listeners": [prometheus()]},
+        "one no-op listener": {"listeners": [_noop]},
+        FULL_PROFILE: {
+            "policy": full,
+            "stale_cache": StaleCache(),
+            "listeners": [prometheus(), _noop],
+        },
+    }
+
+
+def _resilient_with(options: dict[str, Any], inner: httpx.AsyncBaseTransport) -> Contender:
+    return Contender(ResilientTransport(inner, **options))
+
+
+def _production_entries() -> list[Entry]:
+    """Each production profile through the async binding, against bare httpx in the
+    same rounds."""
     return [
         Entry(BASELINE, "baseline", Bare),
-        Entry("default Policy()", "reference", ours()),
-        Entry("rate mode + slow calls", "reference", ours(policy=Policy(breaker=rate))),
-        Entry(
-            "RetryPolicy(deadline=5)",
-            "reference",
-            ours(policy=Policy(retry=RetryPolicy(deadline=5.0))),
-        ),
-        Entry(
-            "bulkhead (max_concurrency=100, max_wait=0.1)",
-            "reference",
-            ours(policy=Policy(max_concurrency=100, max_wait=0.1)),
-        ),
-        Entry("StaleCache()", "reference", ours(stale_cache=StaleCache())),
-        Entry("PrometheusMetrics", "reference", ours(listeners="prometheus")),
-        Entry("one no-op listener", "reference", ours(listeners="noop")),
-        Entry(
-            "full production profile",
-            "ours",
-            ours(policy=full, stale_cache=StaleCache(), listeners="all"),
+        *(
+            Entry(
+                name,
+                "ours" if name == FULL_PROFILE else "reference",
+                partial(_resilient_with, options),
+            )
+            for name, options in _production_profiles().items()
         ),
     ]
 
@@ -642,11 +686,397 @@ async def production(settings: Settings) -> Section:
         _production_entries(),
         "production",
         "Production profile, in-process (each feature alone, then all together)",
-        Target("full production profile", "<=", 1.10),
+        Target(FULL_PROFILE, "<=", 1.10),
     )
-    base = section.row(BASELINE)
-    if base is not None and base.median is not None:
-        for row in section.rows:
-            if row.median is not None and row.name != BASELINE:
-                section.notes.append(f"{row.name}: {row.median - base.median:+.1f} µs per request")
+    _delta_notes(section)
+    return section
+
+
+# -- 7. the sync binding -------------------------------------------------------------------
+
+SYNC_BASELINE = next(e.name for e in SYNC_CONTENDERS if e.role == "baseline")
+SYNC_INTERLOCK = next(e.name for e in SYNC_CONTENDERS if e.distribution == "interlock-cb")
+
+
+def _sync_production(inner: httpx.BaseTransport) -> httpx.BaseTransport:
+    """``SyncResilientTransport`` with the production section's full profile."""
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise NotInstalled("prometheus-client is not installed")
+    return SyncResilientTransport(inner, **_production_profiles()[FULL_PROFILE])
+
+
+def _sync_entries() -> list[SyncEntry]:
+    """Bare ``httpx.Client``, ours (default, then the full production profile), peers."""
+    production = SyncEntry(
+        f"{FULL_PROFILE} (SyncResilientTransport)", "ours", _sync_production, "resilient-http"
+    )
+    return [
+        *(e for e in SYNC_CONTENDERS if e.role != "peer"),
+        production,
+        *(e for e in SYNC_CONTENDERS if e.role == "peer"),
+    ]
+
+
+def _build_sync(
+    entries: Sequence[SyncEntry], make_inner: Callable[[], httpx.BaseTransport]
+) -> tuple[dict[str, httpx.Client], dict[str, Row]]:
+    clients: dict[str, httpx.Client] = {}
+    rows: dict[str, Row] = {}
+    for entry in entries:
+        row = rows[entry.name] = Row(entry.name, entry.role)
+        inner = make_inner()
+        try:
+            clients[entry.name] = httpx.Client(transport=entry.wrap(inner))
+        except NotInstalled:
+            row.status = "not installed"
+            inner.close()
+        except Unsupported as exc:
+            row.status = f"n/a: {exc}"
+            inner.close()
+        except Exception as exc:
+            row.fail(exc)
+            inner.close()
+    return clients, rows
+
+
+async def _sequential_sync(client: httpx.Client, url: str, calls: int) -> float:
+    """µs per request over ``calls`` sequential blocking GETs (nothing is awaited
+    while the clock runs: ``async`` only so that :func:`interleave` can drive it)."""
+    get = client.get
+    started = time.perf_counter_ns()
+    for _ in range(calls):
+        response = get(url)
+        if response.status_code != 200:
+            raise RuntimeError(f"unexpected status {response.status_code}")
+    return (time.perf_counter_ns() - started) / calls / 1000
+
+
+def _interlock_sync_note(section: Section) -> None:
+    row = section.row(SYNC_INTERLOCK)
+    if row is None:
+        return
+    if row.status.startswith("n/a"):
+        section.notes.append(
+            "interlock-cb: the installed package has no sync httpx transport "
+            "(no interlock.integrations.httpx.CircuitBreakerTransport), so it is not measured"
+        )
+    elif row.status != "not installed":
+        section.notes.append(
+            "interlock-cb's sync transport is interlock.integrations.httpx."
+            "CircuitBreakerTransport (a breaker per host; breaker.call_sync around the "
+            "inner handle_request), the twin of its AsyncCircuitBreakerTransport"
+        )
+
+
+async def sync(settings: Settings) -> Section:
+    """The in-process success path through ``httpx.Client`` (the sync binding)."""
+    upstream = Upstream()
+    clients, rows = _build_sync(_sync_entries(), upstream.sync_transport)
+    batches: dict[str, Batch] = {
+        name: partial(_sequential_sync, client, URL, settings.in_process_calls)
+        for name, client in clients.items()
+    }
+    try:
+        await interleave(batches, rows, settings.rounds)
+    finally:
+        for client in clients.values():
+            with contextlib.suppress(Exception):
+                client.close()
+    section = Section(
+        key="sync",
+        title="Sync binding, in-process (httpx.Client over httpx.MockTransport)",
+        unit="µs/request",
+        baseline=SYNC_BASELINE,
+        rows=list(rows.values()),
+        params={"requests_per_round": settings.in_process_calls, "rounds": settings.rounds},
+    )
+    section.compute_ratios()
+    _delta_notes(section)
+    _interlock_sync_note(section)
+    return section
+
+
+# -- 8. hedging: a real upstream with a long tail ---------------------------------------
+
+HEDGE_OFF = "no hedging: Policy(retry=RetryPolicy(attempts=1))"
+HEDGE_ADAPTIVE = "adaptive: HedgePolicy(delay=None)"
+#: ``response.extensions`` key on a hedged call's response: the winning attempt's index.
+HEDGE_EXTENSION = "resilient_http.hedge"
+#: Calls the adaptive configuration may take to learn its delay before the run gives up.
+HEDGE_WARMUP_LIMIT = 1000
+HEDGE_COLUMNS = [
+    Column("p50_ms", "p50 ms", "{:,.2f}"),
+    Column("p99_ms", "p99 ms", "{:,.1f}"),
+    Column("p999_ms", "p99.9 ms", "{:,.1f}"),
+    Column("max_ms", "max ms", "{:,.1f}"),
+    Column("slow_p50_ms", "slow calls: median ms", "{:,.1f}"),
+    Column("load", "upstream load (server hits/call)", "{:.3f}"),
+    Column("hedges_sent", "hedges sent", "{:,.0f}"),
+    Column("hedges_won", "hedges won", "{:,.0f}"),
+    Column("delay_ms", "hedge delay ms (at the end)", "{:.2f}"),
+]
+
+
+@dataclass
+class _HedgeRun:
+    """One configuration: its own client, its own counter on the server
+    (``/tail/<key>``), and what its calls measured."""
+
+    name: str
+    key: str
+    transport: ResilientTransport
+    client: httpx.AsyncClient
+    calls: int = 0  # call numbers used so far, warm-up included
+    latencies: list[float] = field(default_factory=list)  # ms, measured calls only
+    slow: list[float] = field(default_factory=list)  # ms, the measured calls the tail hits
+    won_seen: int = 0  # measured responses that a hedge answered (the extension's view)
+    delays: list[float] = field(default_factory=list)  # the hedge delay after each batch, ms
+    warm_delay: float | None = None  # the hedge delay once warmed up, ms
+
+    def hedges(self) -> dict[str, Any]:
+        """``transport.snapshot()[host]["hedges"]`` (empty: the host does not hedge)."""
+        hosts = list(self.transport.snapshot().values())
+        return dict(hosts[0].get("hedges") or {}) if hosts else {}
+
+
+def _hedge_policies(settings: Settings) -> list[tuple[str, str, str, Policy]]:
+    """(name, role, key on the server, policy): retries off everywhere, so that
+    only hedging differs."""
+    once = RetryPolicy(attempts=1)
+    return [
+        (HEDGE_OFF, "baseline", "off", Policy(retry=once)),
+        (
+            f"fixed: HedgePolicy(delay={settings.hedge_delay:g})",
+            "ours",
+            "fixed",
+            Policy(retry=once, hedge=HedgePolicy(delay=settings.hedge_delay)),
+        ),
+        (HEDGE_ADAPTIVE, "ours", "adaptive", Policy(retry=once, hedge=HedgePolicy(delay=None))),
+    ]
+
+
+async def _tail_calls(
+    run: _HedgeRun, base: str, settings: Settings, calls: int, *, record: bool
+) -> float:
+    """``calls`` sequential GETs to the long-tailed upstream, each a new call
+    number; returns their mean in ms. ``record``: keep every call's latency."""
+    get = run.client.get
+    tail = f"every={settings.hedge_every}&slow_ms={settings.hedge_slow_ms}"
+    total = 0
+    for _ in range(calls):
+        run.calls += 1
+        url = f"{base}/tail/{run.key}?call={run.calls}&{tail}"
+        started = time.perf_counter_ns()
+        response = await get(url)
+        elapsed = time.perf_counter_ns() - started
+        if response.status_code != 200:
+            raise RuntimeError(f"unexpected status {response.status_code}")
+        total += elapsed
+        if record:
+            run.latencies.append(elapsed / 1e6)
+            if run.calls % settings.hedge_every == 0:
+                run.slow.append(elapsed / 1e6)
+            run.won_seen += int(response.extensions.get(HEDGE_EXTENSION, 0) > 0)
+    delay = run.hedges().get("delay")
+    if record and delay is not None:
+        run.delays.append(delay * 1000)
+    return total / max(calls, 1) / 1e6
+
+
+async def _learn_delay(run: _HedgeRun, base: str, settings: Settings) -> int:
+    """Call until the adaptive delay is learned (no hedging before); returns how
+    many calls that took."""
+    while (delay := run.hedges().get("delay")) is None:
+        if run.calls >= HEDGE_WARMUP_LIMIT:
+            raise RuntimeError(f"no adaptive delay after {run.calls} calls")
+        await _tail_calls(run, base, settings, 1, record=False)
+    run.warm_delay = delay * 1000
+    return run.calls
+
+
+async def _server_hits(probe: httpx.AsyncClient, base: str, key: str) -> int:
+    """Requests ``/tail/<key>`` has received: the server's own count."""
+    response = await probe.get(f"{base}/hits/{key}")
+    response.raise_for_status()
+    return int(response.text)
+
+
+def _nearest_rank(ordered: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of sorted values, nearest rank (as the adaptive delay's)."""
+    return ordered[max(0, math.ceil(round(q * len(ordered), 9)) - 1)]
+
+
+def _rank_words(calls: int, q: float) -> str:
+    rank = max(1, math.ceil(round(q * calls, 9)))
+    return "slowest (the max)" if rank == calls else f"{rank:,}th fastest"
+
+
+def _hedge_figures(run: _HedgeRun, row: Row, hits: int, sent: int, won: int) -> None:
+    """The row's figures over its measured calls (``row.samples``: every call, in ms)."""
+    calls = len(run.latencies)
+    if hits < calls or (row.role == "baseline" and hits != calls):
+        raise RuntimeError(f"the upstream counted {hits} requests for {calls} calls")
+    ordered = sorted(run.latencies)
+    delay = run.hedges().get("delay")
+    row.samples = list(run.latencies)  # the per-round means, replaced by every call
+    row.metrics = {
+        "p50_ms": _nearest_rank(ordered, 0.5),
+        "p99_ms": _nearest_rank(ordered, 0.99),
+        "p999_ms": _nearest_rank(ordered, 0.999),
+        "max_ms": ordered[-1],
+        "slow_p50_ms": statistics.median(run.slow) if run.slow else None,
+        "load": hits / calls,
+        "hedges_sent": sent,
+        "hedges_won": won,
+        "delay_ms": None if delay is None else delay * 1000,
+        "server_hits": hits,
+        "calls": calls,
+    }
+    if won != run.won_seen:
+        row.note = (
+            f"the snapshot counts {won} hedges won, the responses' "
+            f"{HEDGE_EXTENSION!r} extension {run.won_seen}"
+        )
+
+
+def _hedge_section(settings: Settings, rows: list[Row]) -> Section:
+    return Section(
+        key="hedging",
+        title=(
+            "Hedging: a long-tailed real upstream (uvicorn on 127.0.0.1 in its own process; "
+            f"1 call in {settings.hedge_every} takes {settings.hedge_slow_ms} ms on its first "
+            "attempt)"
+        ),
+        unit="ms/call",
+        baseline=HEDGE_OFF,
+        rows=rows,
+        columns=HEDGE_COLUMNS,
+        params={
+            "calls": settings.hedge_calls,
+            "rounds": max(1, min(settings.rounds, settings.hedge_calls)),
+            "slow_every": settings.hedge_every,
+            "slow_ms": settings.hedge_slow_ms,
+            "fixed_delay_s": settings.hedge_delay,
+        },
+    )
+
+
+def _hedge_notes(section: Section, settings: Settings, warmup: int, runs: list[_HedgeRun]) -> None:
+    every, slow = settings.hedge_every, settings.hedge_slow_ms
+    rounds = section.params["rounds"]
+    section.notes += [
+        f"The upstream's tail: call n (numbered from 1, warm-up included) is slow when n % "
+        f"{every} == 0: its first attempt answers after {slow} ms, any other request for it "
+        f"(a hedge) at once; every other call answers at once. So {1 / every:.1%} of the calls "
+        "are slow, the same calls in every configuration.",
+        f"{settings.hedge_calls:,} sequential GETs per configuration through httpx.AsyncClient "
+        f"over ResilientTransport(httpx.AsyncHTTPTransport()), in {rounds} interleaved rounds; "
+        "retries off (RetryPolicy(attempts=1)) in all three, so only hedging differs.",
+        f"Warm-up, not measured: the adaptive delay took {warmup} calls to learn (it hedges "
+        "nothing until the host has given 20 answers); every configuration got the same "
+        f"{warmup} warm-up calls first.",
+        "Upstream load: requests that reached the server (counted by the server) per call; "
+        "1.000 = no extra load. Hedges sent and won: transport.snapshot()[host]['hedges'], "
+        f"over the measured calls. Slow calls: the {1 / every:.0%} the tail hits.",
+        "Percentiles by nearest rank over every measured call: p99.9 of "
+        f"{settings.hedge_calls:,} calls is the {_rank_words(settings.hedge_calls, 0.999)}.",
+    ]
+    base = section.row(HEDGE_OFF)
+    base_p50 = base.metrics.get("p50_ms") if base is not None else None
+    if base_p50 is not None:
+        costs = [
+            f"{row.name.partition(':')[0]} {p50 - base_p50:+.2f} ms"
+            for row in section.rows
+            if row.name != HEDGE_OFF and (p50 := row.metrics.get("p50_ms")) is not None
+        ]
+        if costs:
+            section.notes.append(
+                f"p50 against no hedging: {', '.join(costs)}. Every call of a host that "
+                "hedges goes through the race (its attempt in a task, a timer), hedged or not."
+            )
+    for run in runs:
+        if run.name == HEDGE_ADAPTIVE and run.delays and run.warm_delay is not None:
+            section.notes.append(
+                "The adaptive delay (p95 of the host's last 128 answers): "
+                f"{run.warm_delay:.2f} ms once warmed up, then {min(run.delays):.2f} to "
+                f"{max(run.delays):.2f} ms at the ends of the rounds."
+            )
+
+
+async def _warm_hedge_runs(
+    runs: list[_HedgeRun], rows: dict[str, Row], base: str, settings: Settings
+) -> int:
+    """Warm the adaptive configuration until it hedges, then every other one
+    with as many calls (connections opened, the same call numbers ahead)."""
+    adaptive = next(run for run in runs if run.name == HEDGE_ADAPTIVE)
+    try:
+        warmup = await _learn_delay(adaptive, base, settings)
+    except Exception as exc:
+        rows[adaptive.name].fail(exc)
+        warmup = max(adaptive.calls, 1)
+    for run in runs:
+        if run is adaptive:
+            continue
+        try:
+            await _tail_calls(run, base, settings, warmup, record=False)
+        except Exception as exc:
+            rows[run.name].fail(exc)
+    return warmup
+
+
+async def hedging(settings: Settings, port: int | None, why: str | None) -> Section:
+    """Hedged requests against a real upstream whose every Nth call is slow: no
+    hedging, a fixed delay and the adaptive delay, side by side in one run."""
+    policies = _hedge_policies(settings)
+    rows = {name: Row(name, role) for name, role, _, _ in policies}
+    if port is None:
+        section = _hedge_section(settings, list(rows.values()))
+        section.skipped = why or "no server"
+        for row in rows.values():
+            row.status = "skipped"
+        return section
+    base = f"http://127.0.0.1:{port}"
+    runs: list[_HedgeRun] = []
+    for name, _, key, policy in policies:
+        transport = ResilientTransport(httpx.AsyncHTTPTransport(), policy=policy)
+        runs.append(_HedgeRun(name, key, transport, httpx.AsyncClient(transport=transport)))
+    rounds = max(1, min(settings.rounds, settings.hedge_calls))
+    sizes = [
+        settings.hedge_calls // rounds + (i < settings.hedge_calls % rounds) for i in range(rounds)
+    ]
+    probe = httpx.AsyncClient()
+    try:
+        warmup = await _warm_hedge_runs(runs, rows, base, settings)
+        before = {run.key: (await _server_hits(probe, base, run.key), run.hedges()) for run in runs}
+
+        def batch(run: _HedgeRun) -> Batch:
+            pending = iter(sizes)
+            return lambda: _tail_calls(run, base, settings, next(pending), record=True)
+
+        await interleave({run.name: batch(run) for run in runs}, rows, rounds, warmup=False)
+        await asyncio.sleep(0.05)  # a hedge cancelled in flight may still reach the server
+        for run in runs:
+            row = rows[run.name]
+            if not row.ok:
+                continue
+            hits, hedges = before[run.key]
+            after = run.hedges()
+            try:
+                _hedge_figures(
+                    run,
+                    row,
+                    await _server_hits(probe, base, run.key) - hits,
+                    after.get("sent", 0) - hedges.get("sent", 0),
+                    after.get("won", 0) - hedges.get("won", 0),
+                )
+            except Exception as exc:
+                row.fail(exc)
+    finally:
+        for run in runs:
+            with contextlib.suppress(Exception):
+                await run.client.aclose()
+        await probe.aclose()
+    section = _hedge_section(settings, list(rows.values()))
+    section.params.update(warmup_calls=warmup, http_server="uvicorn (separate process)")
+    _hedge_notes(section, settings, warmup, runs)
     return section

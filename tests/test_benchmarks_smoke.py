@@ -23,6 +23,8 @@ SECTIONS = [
     "concurrency",
     "memory",
     "production",
+    "sync",
+    "hedging",
 ]
 
 
@@ -63,6 +65,28 @@ def test_benchmark_entry_point_runs_and_writes_results(tmp_path: Path) -> None:
     raised = rejection["resilient_http: rejected, CircuitOpenError raised"]
     served = rejection["resilient_http: rejected, fallback response served"]
     assert raised["status"] == served["status"] == "ok", (raised, served)
+
+    sync = {r["name"]: r for r in sections["sync"]["rows"]}  # httpx.Client, the sync binding
+    bare, ours = sync["httpx.Client (bare)"], sync["resilient_http SyncResilientTransport"]
+    assert bare["status"] == ours["status"] == "ok", (bare, ours)
+    assert bare["ratio"] == pytest.approx(1.0)
+    assert ours["median"] > 0
+    for row in sync.values():  # "n/a: ..." when interlock-cb has no sync transport
+        status = row["status"]
+        assert status in ("ok", "not installed") or status.startswith(("n/a:", "error:")), row
+
+    hedging = {r["name"]: r for r in sections["hedging"]["rows"]}  # a long-tailed uvicorn
+    assert [r["role"] for r in hedging.values()] == ["baseline", "ours", "ours"], hedging
+    for row in hedging.values():
+        assert row["status"] == "ok", row
+        figures = row["metrics"]
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["p999_ms"] <= figures["max_ms"]
+        assert figures["load"] >= 1.0  # counted by the server: every call reached it
+        assert 0 <= figures["hedges_won"] <= figures["hedges_sent"], row
+    off = next(r for r in hedging.values() if r["role"] == "baseline")["metrics"]
+    assert off["load"] == 1.0, off
+    assert off["hedges_sent"] == 0, off
+    assert sections["hedging"]["params"]["warmup_calls"] > 0
 
     memory = sections["memory"]
     ours_rows = [r for r in memory["rows"] if r["role"] == "ours"]

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+#: End-to-end runs in subprocesses (tens of seconds): `tox -e slow`, as CI runs it.
+pytestmark = pytest.mark.slow
+
 REQUIRED = (
     "requests",
     "upstream_hits_during_outage",

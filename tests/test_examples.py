@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+#: End-to-end runs in subprocesses (tens of seconds): `tox -e slow`, as CI runs it.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 EXPECTED = {
