@@ -1,8 +1,9 @@
 """httpx's own test suite as a drop-in check (``tox -e httpx-suite``).
 
 Downloads the sdist of the httpx version installed here, runs its tests twice
-(as they are, then with every ``AsyncClient`` transport wrapped in a
-``ResilientTransport`` by ``wrap_every_client``), and compares the outcomes
+(as they are, then with every client transport wrapped by
+``wrap_every_client``: ``AsyncClient``'s in a ``ResilientTransport``, ``Client``'s
+in a ``SyncResilientTransport``), and compares the outcomes
 test by test. Exit 0 only when every difference is listed in
 ``expected_differences.txt``, with its reason. Tests marked ``network`` are
 left out (no internet here); tests that fail unwrapped (environment, versions)

@@ -14,23 +14,20 @@ from resilient_http import Policy, ResilientTransport, RetryPolicy, SyncResilien
 _NO_RETRIES = Policy(retry=RetryPolicy(attempts=1))
 
 
-def _wrapped(transport: Any) -> Any:
-    if isinstance(transport, ResilientTransport | SyncResilientTransport):
-        return transport
-    if isinstance(transport, httpx.AsyncBaseTransport):
-        return ResilientTransport(transport, policy=_NO_RETRIES)
-    return SyncResilientTransport(transport, policy=_NO_RETRIES)
-
-
-def _wrap(client_class: type[httpx.AsyncClient] | type[httpx.Client]) -> None:
+def _wrap(client_class: type[httpx.AsyncClient] | type[httpx.Client], layer: type[Any]) -> None:
+    """Wrap what ``client_class`` builds in ``layer`` (by the client's kind, not
+    the transport's: ``httpx.MockTransport`` is both sync and async)."""
     for name in ("_init_transport", "_init_proxy_transport"):
         original = getattr(client_class, name)
 
         def init(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            return _wrapped(__original(self, *args, **kwargs))
+            transport = __original(self, *args, **kwargs)
+            if isinstance(transport, layer):
+                return transport
+            return layer(transport, policy=_NO_RETRIES)
 
         setattr(client_class, name, init)
 
 
-_wrap(httpx.AsyncClient)
-_wrap(httpx.Client)
+_wrap(httpx.AsyncClient, ResilientTransport)
+_wrap(httpx.Client, SyncResilientTransport)
