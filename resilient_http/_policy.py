@@ -8,13 +8,14 @@ construction, never at request time.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
 import httpx
 import tenacity
 
+from ._endpoints import BALANCES, Endpoint, parse_endpoint
 from ._outcomes import Classifier
 
 __all__ = [
@@ -276,6 +277,15 @@ class Policy:
     slow idempotent attempt (:class:`HedgePolicy`). ``fallback`` answers
     rejected calls when no fallback registered with
     ``ResilientTransport.fallback`` matches the host.
+
+    ``endpoints`` makes the host a logical one served by several endpoints
+    (absolute URLs: ``"https://a.example.com"``, ``"http://10.0.0.7:8080"``),
+    each with its own breaker; only for a host pattern that names one host.
+    ``balance`` picks among those that admit a call: ``"ordered"`` (the first,
+    failover) or ``"round_robin"``. ``min_eligible`` caps ejection: an
+    endpoint whose circuit opens while fewer than that many others take calls
+    stays in rotation instead (0, the default: every endpoint may be ejected,
+    and then the logical host rejects the call).
     """
 
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
@@ -284,6 +294,9 @@ class Policy:
     max_concurrency: int | None = None
     max_wait: float = 0.0
     hedge: HedgePolicy | None = None
+    endpoints: Sequence[str] | None = None
+    balance: str = "ordered"
+    min_eligible: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.breaker, BreakerPolicy):
@@ -297,3 +310,33 @@ class Policy:
         _float(self, "max_wait")
         if self.hedge is not None and not isinstance(self.hedge, HedgePolicy):
             raise TypeError(f"Policy.hedge must be a HedgePolicy or None, got {self.hedge!r}")
+        self._check_endpoints()
+
+    def _check_endpoints(self) -> None:
+        if self.balance not in BALANCES:
+            raise ValueError(f"Policy.balance must be one of {BALANCES}, got {self.balance!r}")
+        _int(self, "min_eligible", 0)
+        endpoints = self.endpoints
+        if endpoints is None:
+            if self.min_eligible:
+                raise ValueError("Policy.min_eligible needs endpoints")
+            return
+        if isinstance(endpoints, str | bytes) or not isinstance(endpoints, Iterable):
+            raise TypeError(f"Policy.endpoints must be a sequence of URLs, got {endpoints!r}")
+        parsed = [parse_endpoint(text) for text in endpoints]
+        if not parsed:
+            raise ValueError("Policy.endpoints must name at least one endpoint (or be None)")
+        keys = [endpoint.key for endpoint in parsed]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"Policy.endpoints names one endpoint twice: {list(endpoints)!r}")
+        if self.min_eligible >= len(parsed):
+            raise ValueError(
+                f"Policy.min_eligible must be below the number of endpoints ({len(parsed)}), "
+                f"got {self.min_eligible!r}"
+            )
+        object.__setattr__(self, "endpoints", tuple(endpoints))
+
+    @property
+    def parsed_endpoints(self) -> tuple[Endpoint, ...]:
+        """``endpoints``, parsed (empty when there are none)."""
+        return tuple(parse_endpoint(text) for text in self.endpoints or ())

@@ -54,3 +54,16 @@ def live(server: LiveServer) -> LiveServer:
     """The session server, with its scripted state reset for this test."""
     server.state.reset()
     return server
+
+
+@pytest.fixture(scope="session")
+def second_server() -> Iterator[LiveServer]:
+    with start_server() as live:
+        yield live
+
+
+@pytest.fixture
+def live2(second_server: LiveServer) -> LiveServer:
+    """A second server on another port (a replica), its state reset for this test."""
+    second_server.state.reset()
+    return second_server

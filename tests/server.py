@@ -41,6 +41,7 @@ class ServerState:
     hits: Counter[str] = field(default_factory=Counter)
     fail_next: int = 0
     fail_status: int = 503
+    whoami_delay: float = 0.0  # seconds /whoami takes on this server
     lock: threading.Lock = field(default_factory=threading.Lock)
     gate: threading.Event = field(default_factory=threading.Event)
 
@@ -50,6 +51,7 @@ class ServerState:
             self.hits.clear()
             self.fail_next = 0
             self.fail_status = 503
+            self.whoami_delay = 0.0
 
 
 def build_app(state: ServerState) -> Starlette:
@@ -156,6 +158,14 @@ def build_app(state: ServerState) -> Starlette:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    async def whoami(request: Request) -> Response:
+        """What this server was asked: the Host header, path and query."""
+        hit(request)
+        if state.whoami_delay:
+            await asyncio.sleep(state.whoami_delay)
+        query = f"?{request.url.query}" if request.url.query else ""
+        return PlainTextResponse(f"{request.headers['host']} {request.url.path}{query}")
+
     async def tail(request: Request) -> Response:
         """A long tail: every ``every``-th request (counted per method) takes ``slow`` s."""
         with state.lock:
@@ -207,6 +217,7 @@ def build_app(state: ServerState) -> Starlette:
             Route("/echo", echo, methods=["GET", "POST", "PUT"]),
             Route("/v1/messages", messages, methods=["POST"]),
             Route("/tail", tail, methods=["GET", "POST"]),
+            Route("/whoami", whoami),
             Route("/gated", gated),
             Route("/sse-gated", sse_gated),
         ]

@@ -26,6 +26,7 @@ import httpx2
 from resilient_http import _live
 from resilient_http._breaker import Breaker, CircuitState, Clock, Ticket
 from resilient_http._cache import StaleCache
+from resilient_http._endpoints import Endpoint
 from resilient_http._events import (
     AttemptFinished,
     BreakerEvicted,
@@ -40,6 +41,7 @@ from resilient_http._events import (
     log_transition,
     logger,
 )
+from resilient_http._groups import Group
 from resilient_http._hedging import HedgeState
 from resilient_http._hosts import HostPattern, PatternTable, key_for_url, split_key
 from resilient_http._outcomes import Outcome, classified, status_outcome
@@ -87,7 +89,7 @@ _EVICTION_SCAN = 8
 def _eviction_tier(host: _Host) -> int:
     """0 idle, 1 closed with recent failures, 2 open or half-open, 3 never evicted."""
     breaker = host.breaker
-    if host.is_busy() or breaker.forced is not None:
+    if host.is_busy() or breaker.forced is not None or host.group is not None:
         return 3
     if breaker.is_idle():
         return 0
@@ -110,6 +112,10 @@ def _parse_host_patterns(hosts: Mapping[str, Policy]) -> list[tuple[HostPattern,
                 f"hosts patterns {seen[same]!r} and {text!r} name the same hosts: keep one"
             )
         seen[same] = text
+        if host_policy.endpoints is not None and pattern.wildcard:
+            raise ValueError(
+                f"hosts[{text!r}]: endpoints need a pattern that names one host, not a wildcard"
+            )
         parsed.append((pattern, host_policy))
     return parsed
 
@@ -130,6 +136,17 @@ def _check_settings(
         raise TypeError(f"sleep must be callable, got {sleep!r}")
     if store is not None:
         _check_store(store)
+
+
+def _check_policies(default: Policy, per_host: list[Policy]) -> None:
+    if default.endpoints is not None:
+        raise ValueError(
+            "policy: endpoints need a host pattern that names one host: "
+            "hosts={'api.example.com': Policy(endpoints=...)}"
+        )
+    for named in (default, *per_host):
+        if named.fallback is not None:
+            _io.check_fallback(named.fallback, "Policy.fallback")
 
 
 def _check_store(store: object) -> None:
@@ -155,7 +172,48 @@ def _answered(host: _Host, attempt: _Try) -> bool:
     return isinstance(outcome, httpx2.Response) and outcome.status_code not in host.failure_statuses
 
 
+def _retry_override(request: httpx2.Request) -> RetryPolicy | None:
+    """The request's own retry policy (``RETRY_EXTENSION``), if it has one."""
+    retry = request.extensions.get(RETRY_EXTENSION)
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise TypeError(
+            f"request.extensions[{RETRY_EXTENSION!r}] must be a RetryPolicy, got {retry!r}"
+        )
+    return retry
+
+
+def _admit(host: _Host, avoid: bool = False) -> tuple[_Host, Ticket] | None:
+    """A ticket from the host's breaker; for an endpoint of a group, from the
+    endpoint the group picks (another one first when ``avoid``)."""
+    group = host.group
+    if group is None:
+        ticket = host.breaker.admit()
+        return None if ticket is None else (host, ticket)
+    return group.admit(host if avoid else None)
+
+
+def _outgoing(request: httpx2.Request, host: _Host) -> httpx2.Request:
+    """The request as sent to ``host``: for an endpoint, a copy whose scheme,
+    host and port (so its ``Host`` header and TLS server name) are the
+    endpoint's; path, query, headers and body untouched."""
+    endpoint = host.endpoint
+    if endpoint is None:
+        return request
+    url = request.url.copy_with(scheme=endpoint.scheme, host=endpoint.host, port=endpoint.port)
+    headers = request.headers.copy()
+    headers["Host"] = endpoint.authority
+    return httpx2.Request(
+        request.method,
+        url,
+        headers=headers,
+        stream=request.stream,
+        extensions=dict(request.extensions),
+    )
+
+
 def _host_snapshot(host: _Host) -> dict[str, Any]:
+    if host.group is not None and host.endpoint is None:  # a logical host
+        return host.group.snapshot()
     data = host.breaker.snapshot()
     if host.hedge is not None:
         data["hedges"] = host.hedge.snapshot()
@@ -191,9 +249,11 @@ class _Host:
         "breaker",
         "budget",
         "budgets",
+        "endpoint",
         "failure_statuses",
         "fallback",
         "fast",
+        "group",
         "hedge",
         "key",
         "policy",
@@ -219,6 +279,10 @@ class _Host:
         # the calls sleeping in backoff: woken when the circuit opens
         self.sleepers: set[_io.Sleeper] = set()
         self.hedge = HedgeState(policy.hedge) if policy.hedge is not None else None
+        # endpoint groups: a logical host has a group and no endpoint; each of its
+        # endpoints has the group and its own endpoint (where requests are sent)
+        self.group: Group[_Host] | None = None
+        self.endpoint: Endpoint | None = None
         # May the transport's fast path serve this host? Set by the transport,
         # which knows its listeners, cache and store.
         self.fast = False
@@ -232,6 +296,11 @@ class _Host:
     def is_busy(self) -> bool:
         """A call is in flight here (an attempt, or a backoff between two)."""
         return bool(self.breaker.calls_in_flight or self.sleepers)
+
+    def is_rejecting(self) -> bool:
+        """Would a call be rejected now? For an endpoint: would every endpoint of its group?"""
+        group = self.group
+        return self.breaker.is_rejecting() if group is None else group.is_rejecting()
 
     def budget_for(self, retry: RetryPolicy) -> BudgetState | None:
         budget = retry.budget
@@ -282,11 +351,9 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         elif not isinstance(policy, Policy):
             raise TypeError(f"policy must be a Policy, got {policy!r}")
         parsed_hosts = _parse_host_patterns(hosts or {})
+        _check_policies(policy, [host_policy for _, host_policy in parsed_hosts])
         _check_settings(max_hosts, stale_cache, store, clock, sleep)
         _io.check_store(store)
-        for named in (policy, *(host_policy for _, host_policy in parsed_hosts)):
-            if named.fallback is not None:
-                _io.check_fallback(named.fallback, "Policy.fallback")
         self._inner = transport
         self._policy = policy
         self._policies: PatternTable[tuple[Policy, _Rank]] = PatternTable(
@@ -344,6 +411,9 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
                 self._fallbacks.add(parsed, (fn, _rank(parsed)))
                 for host in self._hosts.values():
                     host.fallback = self._resolve_fallback(host.key, host.policy)
+                for host in self._hosts.values():  # endpoints answer as their group does
+                    if host.group is not None and host.endpoint is not None:
+                        host.fallback = self._hosts[host.group.key].fallback
             return fn
 
         if fn is None:
@@ -463,9 +533,39 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
             key, policy.breaker, clock=self._clock, on_transition=self._on_transition, rng=self._rng
         )
         host = self._add_host(key, policy, breaker)
+        if policy.endpoints is not None:
+            self._add_group(host)
         if len(self._hosts) > self._max_hosts:
             return host, self._evict()
         return host, []
+
+    def _add_group(self, logical: _Host) -> None:
+        """A logical host's endpoints: each a host of its own (its own breaker,
+        keyed by its own authority), all on the logical host's policy."""
+        policy = logical.policy
+        members = []
+        for endpoint in policy.parsed_endpoints:
+            member = self._hosts.get(endpoint.key)
+            if member is None:
+                breaker = _io.Breaker(
+                    endpoint.key,
+                    policy.breaker,
+                    clock=self._clock,
+                    on_transition=self._on_transition,
+                    rng=self._rng,
+                )
+                member = self._add_host(endpoint.key, policy, breaker)
+            member.endpoint = endpoint
+            member.fallback = logical.fallback
+            member.fast = False
+            members.append(member)
+        group = Group(
+            logical.key, policy.parsed_endpoints, members, policy.balance, policy.min_eligible
+        )
+        logical.group = group
+        logical.fast = False
+        for member in members:
+            member.group = group
 
     def _add_host(self, key: str, policy: Policy, breaker: Breaker) -> _Host:
         host = _Host(key, policy, breaker)
@@ -583,6 +683,28 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
             self._emitter.emit(StateChanged(breaker.key, old, new, retry_after))
         if self._store is not None:
             self._store.transitioned(breaker, old, new)
+        if new is CircuitState.OPEN:
+            self._cap_ejection(breaker)
+
+    def _cap_ejection(self, breaker: Breaker) -> None:
+        """An endpoint whose circuit opened while fewer than ``min_eligible``
+        others take calls stays in rotation: its circuit closes again."""
+        host = self._hosts.get(breaker.key)
+        group = host.group if host is not None else None
+        if (
+            group is not None
+            and host is not None
+            and host.endpoint is not None
+            and group.keep(breaker)
+        ):
+            logger.warning(
+                "endpoint %s of %s kept in rotation: ejecting it would leave fewer "
+                "than %d endpoints taking calls",
+                breaker.key,
+                group.key,
+                group.min_eligible,
+            )
+            breaker.reset()
 
     # -- the request path ----------------------------------------------------------
 
@@ -590,12 +712,10 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         host = self._host_for_url(request.url)
         if host is None:  # no usable authority: the caller's error, not the upstream's
             return await self._inner.handle_async_request(request)
-        retry = request.extensions.get(RETRY_EXTENSION)
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise TypeError(
-                f"request.extensions[{RETRY_EXTENSION!r}] must be a RetryPolicy, got {retry!r}"
-            )
+        retry = _retry_override(request)
         breaker = host.breaker
+        if host.group is not None and host.endpoint is None:  # a logical host
+            return await self._grouped(request, host, host.retry if retry is None else retry)
         ticket = breaker.admit()
         if ticket is not None and retry is None and host.fast:
             # The fast path: no listeners, cache, store, bulkhead, deadline or
@@ -626,6 +746,18 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         if ticket is None and self._plain:  # rejected, with no listener to run after
             return await self._reject(request, host, None)
         return await self._guarded(request, host, retry, ticket)
+
+    async def _grouped(
+        self, request: httpx2.Request, logical: _Host, retry: RetryPolicy
+    ) -> httpx2.Response:
+        """A call to a logical host: the endpoint its group picks takes it from
+        here; when none admits it, the logical host rejects it."""
+        assert logical.group is not None
+        admitted = logical.group.admit()
+        if admitted is None:
+            return await self._guarded(request, logical, retry, None)
+        endpoint, ticket = admitted
+        return await self._guarded(request, endpoint, retry, ticket)
 
     async def _guarded(
         self, request: httpx2.Request, host: _Host, retry: RetryPolicy, ticket: Ticket | None
@@ -702,7 +834,9 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
             ticket, outcome = await self._race(request, host, ticket, deadline)
         else:
             try:
-                outcome = await _io.send_by(self._inner, request, self._clock, deadline)
+                outcome = await _io.send_by(
+                    self._inner, _outgoing(request, host), self._clock, deadline
+                )
             except BaseException as exc:
                 outcome = exc
         if isinstance(outcome, BaseException):
@@ -792,11 +926,12 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
             wait = await self._plan_wait(request, host, plan, response, error)
             if wait is None:
                 break
-            if wait > 0 and not await self._backoff(host, wait):
+            if wait > 0 and not await self._backoff(host, wait) and host.is_rejecting():
                 break  # the circuit opened while we slept: stop now
-            ticket = await self._admit_retry(host, plan)
-            if ticket is None:
+            admitted = await self._admit_retry(host, plan)
+            if admitted is None:
                 break
+            host, ticket = admitted  # an endpoint of a group: maybe another one
             plan.next_attempt(wait)
             attempt_started = self._clock()
             ticket, new = await self._retry_attempt(request, host, ticket, plan.deadline)
@@ -826,8 +961,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         """Seconds to wait before retrying after this outcome, or ``None``: stop.
         Makes a discarded response readable (too large: handed over as it is;
         still arriving at the deadline: cut) and announces the retry."""
-        breaker = host.breaker
-        if breaker.is_rejecting():  # consulted before planning
+        if host.is_rejecting():  # consulted before planning
             return None
         wait = plan.wait_for(response, error)
         if wait is None:
@@ -837,7 +971,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         if not plan.may_retry(wait):
             logger.debug("no time or retry budget left for %s; not retrying", host.key)
             return None
-        if breaker.is_rejecting():  # consulted before the sleep
+        if host.is_rejecting():  # consulted before the sleep
             return None
         reason = f"status {response.status_code}" if response is not None else _error_name(error)  # type: ignore[arg-type]
         logger.debug(
@@ -860,7 +994,9 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         if host.hedge is not None:
             return await self._race(request, host, ticket, deadline)
         try:
-            return ticket, await _io.send_by(self._inner, request, self._clock, deadline)
+            return ticket, await _io.send_by(
+                self._inner, _outgoing(request, host), self._clock, deadline
+            )
         except BaseException as exc:
             return ticket, exc
 
@@ -888,8 +1024,11 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
             admitted = self._admit_hedge(host, hedge)
             if admitted is None:
                 return None
-            hedges.append(admitted[0])
-            return functools.partial(self._try, _clone(request), host, *admitted, deadline)
+            member, hedge_ticket, slot = admitted
+            hedges.append(hedge_ticket)
+            return functools.partial(
+                self._try, _clone(request), member, hedge_ticket, slot, deadline
+            )
 
         index, won = await _io.race(
             attempts,
@@ -904,20 +1043,19 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
 
     def _admit_hedge(
         self, host: _Host, hedge: HedgeState
-    ) -> tuple[Ticket, _io.Semaphore | None] | None:
-        """A ticket and bulkhead slot for a hedge, or ``None``: hedges go only
-        while the circuit is closed, with a free slot and budget to spare."""
-        breaker = host.breaker
-        if breaker.state is not CircuitState.CLOSED:
-            return None
+    ) -> tuple[_Host, Ticket, _io.Semaphore | None] | None:
+        """The host, ticket and bulkhead slot for a hedge (for an endpoint of a
+        group, another endpoint first), or ``None``: hedges go only to a closed
+        circuit, with a free slot and budget to spare."""
         slot = host.semaphore
         if slot is not None and not _io.try_acquire(slot):
             return None
-        ticket = breaker.admit()
-        if ticket is not None and not ticket.probe and hedge.budget.try_withdraw(self._clock()):
-            return ticket, slot
-        if ticket is not None:
-            breaker.on_ignored(ticket)
+        admitted = _admit(host, avoid=True)
+        if admitted is not None:
+            member, ticket = admitted
+            if not ticket.probe and hedge.budget.try_withdraw(self._clock()):
+                return member, ticket, slot
+            member.breaker.on_ignored(ticket)
         if slot is not None:
             slot.release()
         return None
@@ -934,7 +1072,9 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         recorded (ignored) and the cancellation goes on."""
         started = self._clock()
         try:
-            response = await _io.send_by(self._inner, request, self._clock, deadline)
+            response = await _io.send_by(
+                self._inner, _outgoing(request, host), self._clock, deadline
+            )
         except Exception as exc:
             return ticket, started, exc
         except BaseException as exc:
@@ -977,20 +1117,21 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         if self._emitter.listeners:
             self._emitter.emit(Hedged(host.key, request.method, sent, delay, winner))
 
-    async def _admit_retry(self, host: _Host, plan: RetryPlan) -> Ticket | None:
-        """A ticket for the next attempt, or ``None``: out of time (nothing is
-        sent, nothing counted), or the breaker (consulted before the retry) or
-        the fleet store rejects it."""
+    async def _admit_retry(self, host: _Host, plan: RetryPlan) -> tuple[_Host, Ticket] | None:
+        """The host and ticket for the next attempt, or ``None``: out of time
+        (nothing is sent, nothing counted), or the breaker (consulted before
+        the retry) or the fleet store rejects it. An endpoint of a group hands
+        the retry to another endpoint when one admits it."""
         if not plan.has_time():
             return None
-        breaker = host.breaker
-        ticket = breaker.admit()
-        if ticket is None:
+        admitted = _admit(host, avoid=True)
+        if admitted is None:
             return None
+        host, ticket = admitted
         store = self._store
-        if store is not None and ticket.probe and not await store.admit_probe(breaker, ticket):
+        if store is not None and ticket.probe and not await store.admit_probe(host.breaker, ticket):
             return None
-        return ticket
+        return host, ticket
 
     async def _backoff(self, host: _Host, wait: float) -> bool:
         """Sleep ``wait`` seconds before a retry; ``False`` when the host's circuit
@@ -1152,7 +1293,11 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         if kind is not None:
             assert host.policy.max_concurrency is not None
             return kind(host.key, host.policy.max_concurrency, request=request)
-        retry_after = host.breaker.retry_after
+        group = host.group
+        if group is not None and host.endpoint is None:  # no endpoint admits the call
+            retry_after = group.retry_after()
+        else:
+            retry_after = host.breaker.retry_after
         if self._store_wait is not None:  # a fleet-wide probe may keep it shut longer
             retry_after = max(retry_after, self._store_wait(host.breaker))
         return CircuitOpenError(host.key, retry_after, request=request)
