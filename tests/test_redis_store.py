@@ -858,3 +858,44 @@ def test_fleet_redis_stopped_mid_run_requests_flow_on_local_breakers_then_rejoin
             assert levels == ["WARNING", "INFO"]
     finally:
         redis.stop()
+
+
+async def test_endpoint_breakers_are_shared_by_the_fleet(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """An endpoint of a group trips in one process: the others fail over at once."""
+    reached: list[tuple[int, str]] = []
+
+    def replicas(member: int) -> Handler:
+        def handler(request: httpx.Request) -> httpx.Response:
+            reached.append((member, request.url.host))
+            return httpx.Response(503 if request.url.host == "a.internal" else 200)
+
+        return handler
+
+    hosts = {
+        "svc.internal": Policy(
+            endpoints=("http://a.internal", "http://b.internal"),
+            breaker=BreakerPolicy(failure_threshold=2, recovery_timeout=30),
+            retry=RetryPolicy(attempts=1),
+        )
+    }
+    async with AsyncExitStack() as stack:
+        transports = []
+        for member in (1, 2):
+            redis = Redis(host="127.0.0.1", port=redis_server.port)
+            stack.push_async_callback(redis.aclose)
+            store = RedisStateStore(redis, prefix=prefix)
+            transport = ResilientTransport(
+                httpx.MockTransport(replicas(member)), hosts=hosts, store=store
+            )
+            stack.push_async_callback(transport.aclose)
+            transport.breaker("svc.internal:80")  # this process calls the service
+            await connected(store)
+            transports.append(transport)
+        first, second = (httpx.AsyncClient(transport=t) for t in transports)
+        for _ in range(2):
+            assert (await first.get("http://svc.internal/stock")).status_code == 503
+        await eventually(lambda: transports[1].breaker("a.internal:80").state is CircuitState.OPEN)
+        assert (await second.get("http://svc.internal/stock")).status_code == 200
+    assert reached == [(1, "a.internal"), (1, "a.internal"), (2, "b.internal")]
