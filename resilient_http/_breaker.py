@@ -458,16 +458,8 @@ class LockedBreaker(Breaker):
     the listeners it calls) may call back into the breaker, or block, without
     holding up or deadlocking the other threads. Reads take no lock."""
 
-    def __init__(
-        self,
-        key: str,
-        policy: BreakerPolicy | None = None,
-        *,
-        clock: Clock,
-        on_transition: TransitionHook | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        super().__init__(key, policy, clock=clock, on_transition=on_transition, rng=rng)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._lock = threading.Lock()
         self._announcements: collections.deque[tuple[CircuitState, CircuitState]] = (
             collections.deque()

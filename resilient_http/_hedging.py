@@ -16,12 +16,19 @@ __all__ = ["HedgeState", "LatencyWindow"]
 class LatencyWindow:
     """The last ``SIZE`` latencies of a host, in seconds to the status line (a
     long body does not count). Bounded memory; the quantile is re-sorted at
-    most once every ``REFRESH`` new samples."""
+    most once every ``REFRESH`` new samples.
+
+    The warm-up: no delay at all for the first ``FIRST`` answers; then, until
+    ``WARMUP`` answers, ``WARMUP_FACTOR`` times their median. Hedging during the
+    warm-up matters: a slow attempt that a hedge beats is cancelled and never
+    enters the window, so the tail does not teach the delay to wait for it."""
 
     __slots__ = ("_cached", "_count", "_fresh", "_next", "_samples")
 
     SIZE = 128
+    FIRST = 5
     WARMUP = 20
+    WARMUP_FACTOR = 4.0
     REFRESH = 8
 
     def __init__(self) -> None:
@@ -39,6 +46,17 @@ class LatencyWindow:
         self._next = (self._next + 1) % self.SIZE
         self._count = min(self._count + 1, self.SIZE)
         self._fresh += 1
+
+    def delay(self, q: float) -> float | None:
+        """How long to wait before hedging: the ``q`` quantile of the window,
+        the warm-up's rule before it fills, ``None`` before any of it."""
+        count = self._count
+        if count < self.FIRST:
+            return None
+        if count < self.WARMUP:
+            ordered = sorted(self._samples[:count])
+            return self.WARMUP_FACTOR * ordered[count // 2]
+        return self.quantile(q)
 
     def quantile(self, q: float) -> float | None:
         """The ``q`` quantile of the window, or ``None`` during the warm-up."""
@@ -71,7 +89,7 @@ class HedgeState:
         fixed = self.policy.delay
         if fixed is not None:
             return fixed
-        return self.latency.quantile(self.policy.quantile)
+        return self.latency.delay(self.policy.quantile)
 
     def snapshot(self) -> dict[str, Any]:
         delay = self.delay()

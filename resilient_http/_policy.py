@@ -247,8 +247,9 @@ class HedgePolicy:
     ``max_hedges`` more attempts, and the first answer wins.
 
     ``delay=None`` learns the host's latency to the status line, per host,
-    from its last 128 answers, and waits for the ``quantile`` of it; until 20
-    answers have been seen (the warm-up) it does not hedge. ``budget`` caps the
+    from its last 128 answers, and waits for the ``quantile`` of it. The
+    warm-up: no hedge for the host's first 5 answers; until 20, a hedge goes
+    after 4 times their median. ``budget`` caps the
     hedges themselves: over its window they may add at most ``ratio`` of the
     host's hedgeable calls plus ``min_per_second * window``, so hedging cannot
     multiply the load on an upstream that is slow because it is overloaded.

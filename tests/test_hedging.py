@@ -28,7 +28,7 @@ async def test_cancelled_losers_leave_a_pool_of_two_free(live: LiveServer) -> No
             response = await client.get(f"{live.url}/tail?every=5&slow=1")
             slowest = max(slowest, time.perf_counter() - started)
             assert response.text == "fast"
-    assert slowest < 0.4
+    assert slowest < 0.9  # every slow call (1 s) was cut short by its hedge
     assert transport.breaker(live.url).calls_in_flight == 0
 
 

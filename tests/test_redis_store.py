@@ -852,7 +852,9 @@ def test_fleet_redis_stopped_mid_run_requests_flow_on_local_breakers_then_rejoin
         upstream.reset()
         replies = all_at_once(workers, "hammer", path="/fail", interval=0.02, until="rejected")
         assert all(r["state"] == "open" for r in replies)
-        assert upstream.count("/fail") < 2 * 3  # shared again
+        # shared again: fewer failures than the workers' own breakers would take
+        # (3 each), with room for a trip still on its way to a busy worker
+        assert upstream.count("/fail") < 3 * WORKERS
         for worker in workers:
             levels = [level for level, _, _ in worker.call("logs")["records"]]
             assert levels == ["WARNING", "INFO"]

@@ -14,6 +14,12 @@ its own worker process, so one side's pile-up cannot slow the other's event
 loop; the workers report to this process, which draws the live table and the
 summary.
 
+``--replicas`` runs inventory as two replicas on two ports: replica A has the
+outage, replica B stays healthy. The plain client sends its inventory calls to
+A and B in turn (a round robin without health checks); the ResilientClient
+calls one logical host, ``inventory.internal``, whose endpoints are A and B,
+each with its own breaker: a sick replica costs it (near) nothing.
+
 The upstream is a few dozen lines of ``asyncio`` streams, so the demo needs
 nothing beyond the library's own dependencies. asyncio sets ``TCP_NODELAY`` on
 every accepted socket, so loopback round trips stay around a millisecond.
@@ -37,16 +43,25 @@ from ._report import (
     SideResult,
     render_summary,
     summarise,
+    summarise_replicas,
 )
 from ._scenario import (
+    BALANCE,
     DEFAULT_DURATION,
     HANG_EVERY,
     HEALTHY,
+    LOGICAL_HOST,
     MAX_DURATION,
     MIN_DURATION,
     RATE,
+    REPLICA_A,
+    REPLICA_B,
+    REPLICAS,
     SICK,
     SIDES,
+    SINGLE,
+    Layout,
+    Plan,
     Schedule,
 )
 from ._upstream import FlakyUpstream
@@ -54,10 +69,19 @@ from ._upstream import FlakyUpstream
 __all__ = ["DEFAULT_DURATION", "MAX_DURATION", "MIN_DURATION", "run"]
 
 
-def conduct(duration: float, out: TextIO | None) -> dict[str, Any]:
+#: ``--replicas``: how the plain client picks a replica, as the summary says it.
+PLAIN_REPLICAS = (
+    f"The plain client sends its {SICK} calls to A and B in turn, one each, with no "
+    "health checks (as a round-robin DNS name or a plain load balancer would): the "
+    f"spread ResilientClient's balance={BALANCE!r} gives, so both see the same traffic."
+)
+
+
+def conduct(duration: float, out: TextIO | None, layout: Layout = SINGLE) -> dict[str, Any]:
     """Start the upstream and both workers, show progress, gather the summary."""
-    with FlakyUpstream() as upstream, contextlib.ExitStack() as stack:
-        sides = [_start_worker(stack, name, upstream, duration) for name in SIDES]
+    with FlakyUpstream(layout) as upstream, contextlib.ExitStack() as stack:
+        plans = _plans(upstream)
+        sides = [_start_worker(stack, name, plans[name], duration) for name in SIDES]
         for side in sides:  # wait until both have imported everything and built a client
             assert side.process.stdout is not None
             if json.loads(side.process.stdout.readline() or "{}").get("ready") is not True:
@@ -74,27 +98,65 @@ def conduct(duration: float, out: TextIO | None) -> dict[str, Any]:
             readers.append(reader)
         if out is not None:
             _introduce(out, upstream, schedule, duration)
-        progress = Progress(out, sides, schedule) if out is not None else None
+        progress = Progress(out, sides, schedule, layout) if out is not None else None
         _follow(readers, progress, schedule)
         for side in sides:
             if side.process.wait(10) != 0 or not side.finished:
                 raise RuntimeError(f"the {side.name} worker failed:\n{_stderr(side)}")
         if progress is not None and progress.tty:
             progress.draw(time.monotonic())  # the final frame
-        return {
-            "duration_s": duration,
-            "rate_per_upstream": RATE,
-            "outage": {
-                "from_s": round(schedule.outage_start - schedule.start, 3),
-                "to_s": round(schedule.outage_end - schedule.start, 3),
-            },
-            "plain": summarise(sides[0], upstream, schedule),
-            "resilient": summarise(sides[1], upstream, schedule),
+        return _summary(sides, upstream, schedule)
+
+
+def _summary(
+    sides: list[SideResult], upstream: FlakyUpstream, schedule: Schedule
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "duration_s": schedule.duration,
+        "rate_per_upstream": RATE,
+        "outage": {
+            "from_s": round(schedule.outage_start - schedule.start, 3),
+            "to_s": round(schedule.outage_end - schedule.start, 3),
+        },
+        "plain": summarise(sides[0], upstream, schedule),
+        "resilient": summarise(sides[1], upstream, schedule),
+    }
+    if upstream.layout.replicas:
+        result["replicas"] = {
+            "logical_host": LOGICAL_HOST,
+            "balance": BALANCE,
+            "sick": {"server": REPLICA_A, "endpoint": upstream.origin(REPLICA_A)},
+            "healthy": {"server": REPLICA_B, "endpoint": upstream.origin(REPLICA_B)},
+            "plain_client": PLAIN_REPLICAS,
         }
+        for side in sides:
+            result[side.name].update(summarise_replicas(side, upstream, schedule))
+    return result
+
+
+def _plans(upstream: FlakyUpstream) -> dict[str, Plan]:
+    """What each side calls: by default both the same two URLs; with
+    ``--replicas`` the plain side both replicas' URLs in turn, the resilient
+    side the logical host, whose endpoints are the replicas."""
+    breakers = tuple(
+        (name, f"127.0.0.1:{upstream.ports[name]}") for name, _ in upstream.layout.servers
+    )
+    pricing = (upstream.url(HEALTHY),)
+    if not upstream.layout.replicas:
+        targets = ((upstream.url(SICK),), pricing)
+        return {"plain": Plan(targets), "resilient": Plan(targets, breakers=breakers)}
+    return {
+        "plain": Plan(((upstream.url(REPLICA_A), upstream.url(REPLICA_B)), pricing)),
+        "resilient": Plan(
+            ((f"http://{LOGICAL_HOST}/{SICK}",), pricing),
+            endpoints=(upstream.origin(REPLICA_A), upstream.origin(REPLICA_B)),
+            breakers=breakers,
+        ),
+    }
 
 
 def _start_worker(
-    stack: contextlib.ExitStack, name: str, upstream: FlakyUpstream, duration: float
+    stack: contextlib.ExitStack, name: str, plan: Plan, duration: float
 ) -> SideResult:
     # The workers import this very copy of resilient_http, wherever it lives.
     env = dict(os.environ)
@@ -109,9 +171,8 @@ def _start_worker(
                 "resilient_http._demo",
                 "worker",
                 name,
-                upstream.url(SICK),
-                upstream.url(HEALTHY),
                 repr(duration),
+                plan.dumps(),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -125,6 +186,9 @@ def _start_worker(
 
 
 def _introduce(out: TextIO, upstream: FlakyUpstream, schedule: Schedule, duration: float) -> None:
+    if upstream.layout.replicas:
+        _introduce_replicas(out, upstream, schedule, duration)
+        return
     out.write(
         f"resilient_http demo: {duration:g} s, {RATE} calls/s to each of two upstreams "
         f"on 127.0.0.1 ({SICK} on :{upstream.ports[SICK]}, {HEALTHY} on "
@@ -132,6 +196,24 @@ def _introduce(out: TextIO, upstream: FlakyUpstream, schedule: Schedule, duratio
         f"{SICK} is healthy; from {schedule.outage_start - schedule.start:.1f} s to "
         f"{schedule.outage_end - schedule.start:.1f} s one call in {HANG_EVERY} hangs "
         f"and the others get 503; then it heals. {HEALTHY} stays healthy.\n\n"
+    )
+
+
+def _introduce_replicas(
+    out: TextIO, upstream: FlakyUpstream, schedule: Schedule, duration: float
+) -> None:
+    ports = upstream.ports
+    out.write(
+        f"resilient_http demo --replicas: {duration:g} s, {RATE} calls/s to each of two "
+        f"services on 127.0.0.1, the same traffic through both clients. {SICK} runs as two "
+        f"replicas, A on :{ports[REPLICA_A]} and B on :{ports[REPLICA_B]}; {HEALTHY} on "
+        f":{ports[HEALTHY]}.\n"
+        f"From {schedule.outage_start - schedule.start:.1f} s to "
+        f"{schedule.outage_end - schedule.start:.1f} s replica A fails (one call in "
+        f"{HANG_EVERY} hangs, the others get 503); then it heals. Replica B and {HEALTHY} "
+        f"stay healthy.\n{PLAIN_REPLICAS}\n"
+        f"ResilientClient calls http://{LOGICAL_HOST}/{SICK}, one logical host with "
+        f"Policy(endpoints=(A, B), balance={BALANCE!r}).\n\n"
     )
 
 
@@ -159,9 +241,12 @@ def _stderr(side: SideResult) -> str:
     return side.stderr.read()
 
 
-def run(duration: float = DEFAULT_DURATION, *, as_json: bool = False) -> int:
+def run(
+    duration: float = DEFAULT_DURATION, *, as_json: bool = False, replicas: bool = False
+) -> int:
     """Run the demo; print live progress and the summary, or (``as_json``) the
-    summary as one JSON object on stdout and the progress on stderr. Returns the
+    summary as one JSON object on stdout and the progress on stderr; ``replicas``
+    runs the variant with two inventory replicas, one of them sick. Returns the
     exit status."""
     if not MIN_DURATION <= duration <= MAX_DURATION:
         print(
@@ -172,7 +257,8 @@ def run(duration: float = DEFAULT_DURATION, *, as_json: bool = False) -> int:
         return 2
     try:
         # with --json, stdout carries the summary alone; the progress goes to stderr
-        result = conduct(duration, sys.stderr if as_json else sys.stdout)
+        out = sys.stderr if as_json else sys.stdout
+        result = conduct(duration, out, REPLICAS if replicas else SINGLE)
     except RuntimeError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1

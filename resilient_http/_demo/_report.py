@@ -8,14 +8,21 @@ from dataclasses import dataclass, field
 from typing import IO, Any, TextIO
 
 from ._scenario import (
+    BALANCE,
     HEALTHY,
+    LOGICAL_HOST,
     MAX_CONNECTIONS,
     POLICY,
     RATE,
+    REPLICA_A,
+    REPLICA_B,
     SICK,
     SIDE_TITLES,
+    SINGLE,
     TIMEOUT,
     UPSTREAMS,
+    Layout,
+    Phase,
     Schedule,
     percentile,
 )
@@ -60,14 +67,28 @@ def _state_text(state: str) -> str:
     return state.upper().replace("_", "-")
 
 
+def _headline(layout: Layout, phase: Phase) -> str:
+    if phase == "outage":
+        fine = " and ".join(layout.healthy)
+        verb = "is" if len(layout.healthy) == 1 else "are"
+        return f"OUTAGE: {layout.sick} hangs or answers 503; {fine} {verb} fine"
+    if phase == "recovered":
+        return f"healed: {layout.sick} is healthy again"
+    return "healthy"
+
+
 class Progress:
     """Redraws a small table in place on a terminal; prints one line per
     second otherwise (pipes, CI logs)."""
 
-    def __init__(self, out: TextIO, sides: list[SideResult], schedule: Schedule) -> None:
+    def __init__(
+        self, out: TextIO, sides: list[SideResult], schedule: Schedule, layout: Layout = SINGLE
+    ) -> None:
         self.out = out
         self.sides = sides
         self.schedule = schedule
+        self.breakers = tuple(name for name, _ in layout.servers)  # the resilient side's
+        self.layout = layout
         self.tty = out.isatty()
         self._drawn = 0
 
@@ -85,7 +106,7 @@ class Progress:
         }
         stats = {side.name: side.latest or empty for side in self.sides}
         plain, resilient = stats["plain"], stats["resilient"]
-        states = {name: resilient["states"].get(name, "-") for name in UPSTREAMS}
+        states = {name: resilient["states"].get(name, "-") for name in self.breakers}
         if not self.tty:
             parts = [f"t={elapsed:4.1f}s {schedule.phase(now):9}"]
             for name, s in stats.items():
@@ -96,15 +117,8 @@ class Progress:
                 )
             parts.append(" ".join(f"{n}={_state_text(st)}" for n, st in states.items()))
             return [" | ".join(parts)]
-        phase = schedule.phase(now)
-        if phase == "outage":
-            headline = f"OUTAGE: {SICK} hangs or answers 503; {HEALTHY} is fine"
-        elif phase == "recovered":
-            headline = f"healed: {SICK} is healthy again"
-        else:
-            headline = "healthy"
         rows = [
-            f"t = {elapsed:4.1f} s   {headline}",
+            f"t = {elapsed:4.1f} s   {_headline(self.layout, schedule.phase(now))}",
             f"{'last second':<22}{SIDE_TITLES['plain']:>26}{SIDE_TITLES['resilient']:>26}",
         ]
 
@@ -120,7 +134,7 @@ class Progress:
         row("in flight", str(plain["in_flight"]), str(resilient["in_flight"]))
         row("fallbacks served", "-", str(resilient["fallbacks"]))
         row("errors", str(plain["errors"]), str(resilient["errors"]))
-        for name in UPSTREAMS:
+        for name in self.breakers:
             row(f"breaker {name}", "(none)", _state_text(states[name]))
         return rows
 
@@ -154,7 +168,7 @@ def summarise(side: SideResult, upstream: FlakyUpstream, schedule: Schedule) -> 
     latencies = [c[2] for c in during]
     return {
         "requests": len(calls),
-        "upstream_hits_during_outage": upstream.hits(side.name, SICK, "outage"),
+        "upstream_hits_during_outage": upstream.hits(side.name, upstream.layout.sick, "outage"),
         "p50_ms_during_outage": _round_ms(percentile(latencies, 50)),
         "p99_ms_during_outage": _round_ms(percentile(latencies, 99)),
         "fallbacks": sum(c[3] == "fallback" for c in calls),
@@ -179,20 +193,50 @@ def _cell(value: object, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
+def summarise_replicas(
+    side: SideResult, upstream: FlakyUpstream, schedule: Schedule
+) -> dict[str, Any]:
+    """What ``--replicas`` adds to a side's summary: what its callers saw during
+    the outage, and where its inventory calls landed."""
+    outage_from = schedule.outage_start - schedule.start
+    outage_to = schedule.outage_end - schedule.start
+    during = [c for c in side.calls if outage_from <= c[1] < outage_to]
+    back = upstream.first_hit(side.name, REPLICA_A, "recovered")
+    return {
+        "errors_during_outage": sum(c[3] == "error" for c in during),
+        "fallbacks_during_outage": sum(c[3] == "fallback" for c in during),
+        "sick_replica_hits_during_outage": upstream.hits(side.name, REPLICA_A, "outage"),
+        "healthy_replica_hits_during_outage": upstream.hits(side.name, REPLICA_B, "outage"),
+        "sick_replica_back_after_s": (
+            None if back is None else round(max(0.0, back - schedule.outage_end), 3)
+        ),
+    }
+
+
+class _Table:
+    """The summary's rows: a label, then the plain and the resilient side's value."""
+
+    def __init__(self, result: dict[str, Any], lines: list[str]) -> None:
+        self.plain, self.resilient = result["plain"], result["resilient"]
+        self.lines = lines
+
+    def row(self, label: str, key: str, unit: str = "", host: str | None = None) -> None:
+        left = self.plain if host is None else self.plain["hosts"][host]
+        right = self.resilient if host is None else self.resilient["hosts"][host]
+        self.lines.append(f"  {label:<42}{_cell(left[key], unit):>24}{_cell(right[key], unit):>18}")
+
+
 def render_summary(result: dict[str, Any]) -> str:
-    plain, resilient = result["plain"], result["resilient"]
+    if "replicas" in result:
+        return _render_replicas(result)
+    resilient = result["resilient"]
     outage = result["outage"]
     lines = [
         "",
         f"During the outage ({outage['from_s']:.1f} s to {outage['to_s']:.1f} s):",
         f"{'':<44}{SIDE_TITLES['plain']:>24}{SIDE_TITLES['resilient']:>18}",
     ]
-
-    def row(label: str, key: str, unit: str = "", host: str | None = None) -> None:
-        left = plain if host is None else plain["hosts"][host]
-        right = resilient if host is None else resilient["hosts"][host]
-        lines.append(f"  {label:<42}{_cell(left[key], unit):>24}{_cell(right[key], unit):>18}")
-
+    row = _Table(result, lines).row
     row("caller latency p50", "p50_ms_during_outage", " ms")
     row("caller latency p99", "p99_ms_during_outage", " ms")
     row(f"p99 of calls to the healthy {HEALTHY}", "p99_ms_during_outage", " ms", HEALTHY)
@@ -209,5 +253,45 @@ def render_summary(result: dict[str, Any]) -> str:
         f"its own process. ResilientClient: opens after {breaker.failure_threshold} failures, "
         f"probes after {breaker.recovery_timeout:g} s, {POLICY.retry.attempts} attempts, a "
         f"fallback for {SICK}; its circuit opened {resilient['circuit_opened']} time(s).",
+    ]
+    return "\n".join(lines)
+
+
+def _render_replicas(result: dict[str, Any]) -> str:
+    """The ``--replicas`` summary: errors, fallbacks and where the inventory calls
+    landed during the outage, side by side."""
+    outage, replicas = result["outage"], result["replicas"]
+    lines = [
+        "",
+        f"During the outage ({outage['from_s']:.1f} s to {outage['to_s']:.1f} s: "
+        f"replica A sick, replica B healthy):",
+        f"{'':<44}{SIDE_TITLES['plain']:>24}{SIDE_TITLES['resilient']:>18}",
+    ]
+    row = _Table(result, lines).row
+    row("errors seen by callers", "errors_during_outage")
+    row("fallbacks served", "fallbacks_during_outage")
+    row("calls that reached sick replica A", "sick_replica_hits_during_outage")
+    row("calls that reached healthy replica B", "healthy_replica_hits_during_outage")
+    row("caller latency p50", "p50_ms_during_outage", " ms")
+    row("caller latency p99", "p99_ms_during_outage", " ms")
+    row(f"p99 of calls to the healthy {HEALTHY}", "p99_ms_during_outage", " ms", HEALTHY)
+    lines.append(f"Whole run ({result['duration_s']:g} s, {RATE} calls/s to {SICK} and {HEALTHY}):")
+    row("calls made", "requests")
+    row("fallbacks served", "fallbacks")
+    row("errors seen by callers", "errors")
+    row("replica A took calls again after it healed", "sick_replica_back_after_s", " s")
+    breaker = POLICY.breaker
+    lines += [
+        "",
+        f"{SICK} runs as two replicas: A ({replicas['sick']['endpoint']}) and B "
+        f"({replicas['healthy']['endpoint']}). {replicas['plain_client']}",
+        f"ResilientClient calls one logical host, http://{LOGICAL_HOST}, with "
+        f"Policy(endpoints=(A, B), balance={BALANCE!r}): each replica has its own breaker "
+        f"(opens after {breaker.failure_threshold} failures, probes after "
+        f"{breaker.recovery_timeout:g} s), a retry ({POLICY.retry.attempts} attempts) goes to "
+        f"the other replica, and the fallback answers only when both reject; replica A's "
+        f"circuit opened {result['resilient']['circuit_opened']} time(s).",
+        f"Both clients: timeout {TIMEOUT:g} s, at most {MAX_CONNECTIONS} connections, each in "
+        "its own process.",
     ]
     return "\n".join(lines)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +35,12 @@ REPORT_EVERY = 0.25
 
 SICK, HEALTHY = "inventory", "pricing"
 UPSTREAMS = (SICK, HEALTHY)
+#: ``--replicas``: inventory runs as two replicas, A (sick during the outage)
+#: and B (always healthy); the resilient side calls them as one logical host.
+REPLICA_A, REPLICA_B = "inventory-a", "inventory-b"
+LOGICAL_HOST = "inventory.internal"
+#: How both sides spread inventory calls over the replicas in that variant.
+BALANCE = "round_robin"
 SIDES = ("plain", "resilient")
 SIDE_TITLES = {"plain": "plain httpx.AsyncClient", "resilient": "ResilientClient"}
 KINDS = ("ok", "fallback", "error")
@@ -45,6 +53,59 @@ POLICY = Policy(
 
 Phase = Literal["healthy", "outage", "recovered"]
 Kind = Literal["ok", "fallback", "error"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The servers the embedded upstream runs, each named and answering as a
+    service (its URL path); ``sick`` is the one that fails during the outage."""
+
+    servers: tuple[tuple[str, str], ...]  # (server, service)
+    sick: str
+
+    @property
+    def replicas(self) -> bool:
+        return self.sick == REPLICA_A
+
+    @property
+    def healthy(self) -> tuple[str, ...]:
+        """The servers that stay healthy throughout."""
+        return tuple(name for name, _ in self.servers if name != self.sick)
+
+
+#: The default demo: one ``inventory`` (sick during the outage), one ``pricing``.
+SINGLE = Layout(((SICK, SICK), (HEALTHY, HEALTHY)), SICK)
+#: ``--replicas``: inventory on two servers, only replica A sick; ``pricing``.
+REPLICAS = Layout(((REPLICA_A, SICK), (REPLICA_B, SICK), (HEALTHY, HEALTHY)), REPLICA_A)
+
+
+def replica_policy(endpoints: Sequence[str]) -> Policy:
+    """``--replicas``: the resilient side's policy for the logical inventory host."""
+    return dataclasses.replace(POLICY, endpoints=tuple(endpoints), balance=BALANCE)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one side calls. ``targets``: for each of ``UPSTREAMS``, the URLs its
+    calls go to in turn (one, or with ``--replicas`` the plain side's two
+    replicas). ``endpoints``: the resilient side's replicas of ``LOGICAL_HOST``
+    (``--replicas``). ``breakers``: the breakers its live table shows, name to key."""
+
+    targets: tuple[tuple[str, ...], ...]
+    endpoints: tuple[str, ...] = ()
+    breakers: tuple[tuple[str, str], ...] = ()
+
+    def dumps(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def loads(cls, text: str) -> Plan:
+        data = json.loads(text)
+        return cls(
+            tuple(tuple(urls) for urls in data["targets"]),
+            tuple(data["endpoints"]),
+            tuple((name, key) for name, key in data["breakers"]),
+        )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The embedded flaky upstream: two HTTP/1.1 services on asyncio streams, in a thread."""
+"""The embedded flaky upstream: HTTP/1.1 servers on asyncio streams, in a thread."""
 
 from __future__ import annotations
 
@@ -13,25 +13,28 @@ from typing import Literal
 from ._scenario import (
     HANG_EVERY,
     SERVICE_TIME,
-    SICK,
-    UPSTREAMS,
+    SINGLE,
+    Layout,
     Phase,
     Schedule,
 )
 
 
 class FlakyUpstream:
-    """Two tiny HTTP/1.1 servers on 127.0.0.1 in a thread with its own event loop.
+    """Tiny HTTP/1.1 servers on 127.0.0.1 (one per server of the ``layout``: two
+    by default, three with ``--replicas``) in a thread with its own event loop.
 
-    ``hits[(side, upstream, phase)]`` counts the requests that reached it; the
+    ``hits[(side, server, phase)]`` counts the requests that reached it; the
     side comes from the ``x-demo-side`` request header. Until ``schedule`` is
     set, every call is healthy.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, layout: Layout = SINGLE) -> None:
+        self.layout = layout
         self.schedule: Schedule | None = None
         self.ports: dict[str, int] = {}
         self._hits: Counter[tuple[str, str, Phase]] = Counter()
+        self._first_hit: dict[tuple[str, str, Phase], float] = {}
         self._outage_calls: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -41,8 +44,12 @@ class FlakyUpstream:
         self._thread = threading.Thread(target=self._run, name="demo-upstream", daemon=True)
         self._error: BaseException | None = None
 
-    def url(self, upstream: str) -> str:
-        return f"http://127.0.0.1:{self.ports[upstream]}/{upstream}"
+    def url(self, server: str) -> str:
+        """Where a caller sends a call to ``server``: its origin, its service's path."""
+        return f"{self.origin(server)}/{dict(self.layout.servers)[server]}"
+
+    def origin(self, server: str) -> str:
+        return f"http://127.0.0.1:{self.ports[server]}"
 
     def __enter__(self) -> FlakyUpstream:
         self._thread.start()
@@ -57,9 +64,14 @@ class FlakyUpstream:
                 loop.call_soon_threadsafe(stop.set)
         self._thread.join(5)
 
-    def hits(self, side: str, upstream: str, phase: Phase) -> int:
+    def hits(self, side: str, server: str, phase: Phase) -> int:
         with self._lock:
-            return self._hits[(side, upstream, phase)]
+            return self._hits[(side, server, phase)]
+
+    def first_hit(self, side: str, server: str, phase: Phase) -> float | None:
+        """When (``time.monotonic``) the side's first call in that phase reached the server."""
+        with self._lock:
+            return self._first_hit.get((side, server, phase))
 
     def _run(self) -> None:
         try:
@@ -72,9 +84,9 @@ class FlakyUpstream:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         servers = []
-        for name in UPSTREAMS:
+        for name, service in self.layout.servers:
             server = await asyncio.start_server(
-                partial(self._serve, name), "127.0.0.1", 0, backlog=512
+                partial(self._serve, name, service), "127.0.0.1", 0, backlog=512
             )
             servers.append(server)
             self.ports[name] = server.sockets[0].getsockname()[1]
@@ -86,19 +98,25 @@ class FlakyUpstream:
             writer.close()
         await asyncio.sleep(0.05)
 
-    def _decide(self, upstream: str, side: str) -> Literal["ok", "fail", "hang"]:
+    def _decide(self, server: str, side: str) -> Literal["ok", "fail", "hang"]:
         schedule = self.schedule
-        phase = "healthy" if schedule is None else schedule.phase(time.monotonic())
+        now = time.monotonic()
+        phase = "healthy" if schedule is None else schedule.phase(now)
         with self._lock:
-            self._hits[(side, upstream, phase)] += 1
-            if upstream != SICK or phase != "outage":
+            self._hits[(side, server, phase)] += 1
+            self._first_hit.setdefault((side, server, phase), now)
+            if server != self.layout.sick or phase != "outage":
                 return "ok"
             n = self._outage_calls[side]
             self._outage_calls[side] += 1
         return "hang" if n % HANG_EVERY == 0 else "fail"
 
     async def _serve(
-        self, upstream: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        server: str,
+        service: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
         self._writers.add(writer)
         try:
@@ -112,7 +130,7 @@ class FlakyUpstream:
                 if length:
                     await reader.readexactly(length)
                 side = headers.get(b"x-demo-side", b"other").decode("ascii", "replace")
-                action = self._decide(upstream, side)
+                action = self._decide(server, side)
                 if action == "hang":
                     await reader.read()  # until the caller gives up and hangs up
                     return
@@ -120,7 +138,7 @@ class FlakyUpstream:
                     status, body = b"503 Service Unavailable", b'{"error": "overloaded"}'
                 else:
                     await asyncio.sleep(SERVICE_TIME)
-                    status, body = b"200 OK", b'{"%s": "fresh"}' % upstream.encode()
+                    status, body = b"200 OK", b'{"%s": "fresh"}' % service.encode()
                 writer.write(
                     b"HTTP/1.1 %s\r\ncontent-type: application/json\r\n"
                     b"content-length: %d\r\n\r\n%s" % (status, len(body), body)

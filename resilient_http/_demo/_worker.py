@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -19,7 +20,9 @@ from .._async._transport import FALLBACK_EXTENSION
 from .._breaker import CircuitState
 from .._events import Event, StateChanged
 from .._exceptions import CircuitOpenError
+from .._policy import Policy
 from ._scenario import (
+    LOGICAL_HOST,
     MAX_CONNECTIONS,
     POLICY,
     RATE,
@@ -28,8 +31,10 @@ from ._scenario import (
     TIMEOUT,
     UPSTREAMS,
     Kind,
+    Plan,
     Schedule,
     percentile,
+    replica_policy,
 )
 
 
@@ -63,16 +68,21 @@ def _inventory_fallback(request: httpx.Request, error: CircuitOpenError) -> http
 @dataclass
 class Worker:
     side: str
-    urls: tuple[str, str]
+    plan: Plan
     client: httpx.AsyncClient
     opened: OpenCounter | None = None
     calls: list[Call] = field(default_factory=list)
     recent: deque[Call] = field(default_factory=deque)
     in_flight: int = 0
     error_types: Counter[str] = field(default_factory=Counter)
+    # each upstream's URLs, in turn (a round robin when the plan gives several)
+    targets: tuple[Iterator[str], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.targets = tuple(itertools.cycle(urls) for urls in self.plan.targets)
 
     @classmethod
-    def build(cls, side: str, urls: tuple[str, str]) -> Worker:
+    def build(cls, side: str, plan: Plan) -> Worker:
         limits = httpx.Limits(max_connections=MAX_CONNECTIONS)
         common: dict[str, Any] = {
             "timeout": TIMEOUT,
@@ -81,18 +91,22 @@ class Worker:
             "headers": {"x-demo-side": side},
         }
         if side == "plain":
-            return cls(side, urls, httpx.AsyncClient(**common))
+            return cls(side, plan, httpx.AsyncClient(**common))
         opened = OpenCounter()
-        client = ResilientClient(policy=POLICY, listeners=[opened], **common)
-        client.transport.fallback(httpx.URL(urls[0]).netloc.decode(), _inventory_fallback)
-        return cls(side, urls, client, opened)
+        hosts: dict[str, Policy] | None = None
+        if plan.endpoints:  # --replicas: one logical host, its replicas as endpoints
+            hosts = {LOGICAL_HOST: replica_policy(plan.endpoints)}
+        client = ResilientClient(policy=POLICY, hosts=hosts, listeners=[opened], **common)
+        inventory = httpx.URL(plan.targets[0][0]).netloc.decode()
+        client.transport.fallback(inventory, _inventory_fallback)
+        return cls(side, plan, client, opened)
 
     async def call(self, upstream: int) -> None:
         self.in_flight += 1
         issued = time.monotonic()
         kind: Kind
         try:
-            response = await self.client.get(self.urls[upstream])
+            response = await self.client.get(next(self.targets[upstream]))
         except httpx.HTTPError as exc:
             kind = "error"
             self.error_types[type(exc).__name__] += 1
@@ -136,8 +150,8 @@ class Worker:
         states: dict[str, str] = {}
         if isinstance(self.client, ResilientClient):
             snapshot = self.client.transport.snapshot()
-            for name, url in zip(UPSTREAMS, self.urls, strict=True):
-                data = snapshot.get(httpx.URL(url).netloc.decode())
+            for name, key in self.plan.breakers:
+                data = snapshot.get(key)
                 states[name] = "-" if data is None else str(data["state"])
         return {
             "now": now,
@@ -183,11 +197,11 @@ def _send(out: TextIO, message: dict[str, Any]) -> None:
 
 
 def worker_main(argv: Sequence[str]) -> int:
-    """``python -m resilient_http._demo worker SIDE SICK_URL HEALTHY_URL DURATION``:
+    """``python -m resilient_http._demo worker SIDE DURATION PLAN`` (``Plan.dumps``):
     say ``ready``, read the start time (``time.monotonic``) from stdin, run."""
-    side, sick_url, healthy_url, duration = argv
+    side, duration, plan = argv
     logging.getLogger("resilient_http").addHandler(logging.NullHandler())
-    worker = Worker.build(side, (sick_url, healthy_url))
+    worker = Worker.build(side, Plan.loads(plan))
     _send(sys.stdout, {"ready": True})
     start = float(sys.stdin.readline())
     anyio.run(worker.run, Schedule(start, float(duration)), sys.stdout)
