@@ -9,10 +9,11 @@ by hand. Everything else in ``_sync`` is generated from ``_async``
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Iterable
-from typing import NoReturn, TypeAlias, TypeVar
+from typing import Generic, NoReturn, TypeAlias, TypeVar
 
 import anyio
 import httpx
@@ -148,7 +149,131 @@ async def race(
     every attempt started has ended without one, the last result does. The
     others are cancelled; every result that does not win is ``discard``ed, also
     when the race itself is cancelled. Returns the winner's index and result.
-    Attempts return their errors as results (a cancelled one raises)."""
+    Attempts return their errors as results (a cancelled one raises).
+
+    On asyncio the first attempt runs in the caller's task and a hedge is a
+    task started by a timer, so a call that answers in time costs a timer
+    (no task, no trip through the event loop); elsewhere (trio) every attempt
+    is a task of one task group."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return await _race_in_tasks(attempts, delay, max_hedges, answered, discard)
+    return await _AsyncioRace(loop, attempts, delay, max_hedges, answered, discard).run()
+
+
+class _AsyncioRace(Generic[T]):
+    """One race on asyncio: the first attempt in the caller's task, hedges in
+    tasks a timer starts. A hedge that wins cancels the first attempt's scope;
+    an attempt that ends after the race is discarded in a task of its own."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        attempts: Callable[[int], Attempt[T] | None],
+        delay: float,
+        max_hedges: int,
+        answered: Callable[[T], bool],
+        discard: Callable[[T], Awaitable[None]],
+    ) -> None:
+        self.loop = loop
+        self.attempts = attempts
+        self.delay = delay
+        self.max_hedges = max_hedges
+        self.answered = answered
+        self.discard = discard
+        self.scope = anyio.CancelScope()  # the first attempt's
+        self.started = 1
+        self.timer: asyncio.TimerHandle | None = None
+        self.hedges: set[asyncio.Task[None]] = set()
+        self.results: list[tuple[int, T]] = []  # ended, not (yet) the winner
+        self.winner: tuple[int, T] | None = None
+        self.waiting: asyncio.Future[None] | None = None
+        self.over = False
+
+    async def run(self) -> tuple[int, T]:
+        first = self.attempts(0)
+        assert first is not None
+        self._arm()
+        try:
+            ended: tuple[int, T] | None = None
+            with self.scope:  # cancelled by a hedge that wins
+                ended = (0, await first())
+            self._stop_hedging()
+            if ended is not None:
+                self._ended(ended)
+            while self.winner is None and self.hedges:
+                self.waiting = self.loop.create_future()
+                await self.waiting
+            if self.winner is None:  # every attempt failed: the last failure is the outcome
+                self.winner = self.results[-1]
+            winner = self.winner
+        finally:
+            await self._close()
+        return winner
+
+    def _arm(self) -> None:
+        if self.started <= self.max_hedges:
+            self.timer = self.loop.call_later(self.delay, self._hedge)
+
+    def _stop_hedging(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _hedge(self) -> None:
+        self.timer = None
+        attempt = self.attempts(self.started)
+        if attempt is None:
+            return  # refused: no more hedges
+        task = self.loop.create_task(self._run(self.started, attempt))
+        self.started += 1
+        self.hedges.add(task)
+        task.add_done_callback(self._hedge_done)
+        self._arm()
+
+    async def _run(self, index: int, attempt: Attempt[T]) -> None:
+        result = (index, await attempt())
+        if self.over:  # the race is over: this one lost
+            await self.discard(result[1])
+        else:
+            self._ended(result)
+
+    def _ended(self, result: tuple[int, T]) -> None:
+        if self.winner is None and self.answered(result[1]):
+            self.winner = result
+            if result[0]:  # a hedge won: the first attempt, still running, is cancelled
+                self.scope.cancel()
+        else:
+            self.results.append(result)
+
+    def _hedge_done(self, task: asyncio.Task[None]) -> None:
+        self.hedges.discard(task)
+        if self.waiting is not None and not self.waiting.done():
+            self.waiting.set_result(None)
+
+    async def _close(self) -> None:
+        self.over = True
+        self._stop_hedging()
+        hedges = list(self.hedges)
+        for task in hedges:
+            task.cancel()
+        with anyio.CancelScope(shield=True):
+            if hedges:  # the losers have recorded themselves (ignored) when this returns
+                await asyncio.wait(hedges)
+            for result in self.results:
+                if result is not self.winner:
+                    await self.discard(result[1])
+
+
+async def _race_in_tasks(
+    attempts: Callable[[int], Attempt[T] | None],
+    delay: float,
+    max_hedges: int,
+    answered: Callable[[T], bool],
+    discard: Callable[[T], Awaitable[None]],
+) -> tuple[int, T]:
+    """``race`` with every attempt a task of one task group (trio)."""
     send, receive = anyio.create_memory_object_stream[tuple[int, T]](max_hedges + 1)
     winner: tuple[int, T] | None = None
     last: tuple[int, T] | None = None
