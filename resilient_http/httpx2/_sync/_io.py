@@ -11,6 +11,7 @@ Everything else in ``_sync`` is generated from ``_async``
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import math
 import queue
@@ -23,7 +24,7 @@ import httpx2
 
 from resilient_http._breaker import Clock
 from resilient_http._breaker import LockedBreaker as Breaker
-from resilient_http._events import Emitter, Event, Listener, run_detached
+from resilient_http._events import Emitter, Event, Listener, logger, run_detached
 from resilient_http.httpx2._exceptions import DeadlineExceeded
 
 __all__ = [
@@ -196,7 +197,7 @@ class _Threads(Generic[T]):
         self._decided = False
 
     def start(self, index: int, attempt: Callable[[], T]) -> None:
-        threading.Thread(target=self._run, args=(index, attempt), daemon=True).start()
+        _WORKERS.run(functools.partial(self._run, index, attempt))
 
     def _run(self, index: int, attempt: Callable[[], T]) -> None:
         result = attempt()
@@ -222,6 +223,49 @@ class _Threads(Generic[T]):
             losers.append(self._results.get_nowait())
         for _, result in losers:
             self._discard(result)
+
+
+class _Workers:
+    """Threads for the attempts of hedged calls, reused: a race hands its
+    attempt to an idle thread, or starts one when none is idle (so a hung
+    attempt never holds up another call's). A thread idle for ``IDLE``
+    seconds ends."""
+
+    IDLE = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[Callable[[], object]]] = []
+
+    def run(self, job: Callable[[], object]) -> None:
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(
+                target=self._serve, args=(inbox,), name="resilient_http-hedge", daemon=True
+            ).start()
+        inbox.put(job)
+
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], object]]) -> None:
+        while True:
+            try:
+                job = inbox.get(timeout=self.IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:
+                        self._idle.remove(inbox)
+                        return
+                continue  # a job was handed over as the wait ended
+            try:
+                job()
+            except Exception:  # an attempt returns its errors: this is a bug
+                logger.exception("resilient_http: a hedged attempt raised")
+            with self._lock:
+                self._idle.append(inbox)
+
+
+_WORKERS = _Workers()
 
 
 def _is_async(fn: object) -> bool:
