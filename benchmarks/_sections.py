@@ -972,9 +972,9 @@ def _hedge_notes(section: Section, settings: Settings, warmup: int, runs: list[_
         f"{settings.hedge_calls:,} sequential GETs per configuration through httpx.AsyncClient "
         f"over ResilientTransport(httpx.AsyncHTTPTransport()), in {rounds} interleaved rounds; "
         "retries off (RetryPolicy(attempts=1)) in all three, so only hedging differs.",
-        f"Warm-up, not measured: the adaptive delay took {warmup} calls to learn (it hedges "
-        "nothing until the host has given 20 answers); every configuration got the same "
-        f"{warmup} warm-up calls first.",
+        f"Warm-up, not measured: the adaptive delay took {warmup} calls to learn (no hedge "
+        "for the host's first 5 answers; until 20, after 4x their median); every "
+        f"configuration got the same {warmup} warm-up calls first.",
         "Upstream load: requests that reached the server (counted by the server) per call; "
         "1.000 = no extra load. Hedges sent and won: transport.snapshot()[host]['hedges'], "
         f"over the measured calls. Slow calls: the {1 / every:.0%} the tail hits.",
@@ -992,7 +992,8 @@ def _hedge_notes(section: Section, settings: Settings, warmup: int, runs: list[_
         if costs:
             section.notes.append(
                 f"p50 against no hedging: {', '.join(costs)}. Every call of a host that "
-                "hedges goes through the race (its attempt in a task, a timer), hedged or not."
+                "hedges goes through the race, hedged or not: on asyncio that is a timer "
+                "(the first attempt runs in the caller's task; a hedge is a task)."
             )
     for run in runs:
         if run.name == HEDGE_ADAPTIVE and run.delays and run.warm_delay is not None:
