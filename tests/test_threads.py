@@ -220,12 +220,12 @@ def test_a_slow_listener_holds_up_only_its_own_thread() -> None:
 
 
 def test_a_flood_of_hosts_from_threads_stays_bounded() -> None:
-    client = SyncResilientClient(
-        transport=httpx.MockTransport(lambda request: httpx.Response(200)),
+    transport = SyncResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)),
         policy=Policy(retry=NO_RETRY),
+        max_hosts=64,
     )
-    transport = client.transport
-    transport._max_hosts = 64
+    client = SyncResilientClient(transport=transport)
 
     def crawl(i: int) -> object:
         for n in range(300):

@@ -757,7 +757,7 @@ async def test_a_circuit_opened_during_the_attempt_plans_no_retry(
     assert (response.status_code, response.text) == (503, "sick")
     assert clock.sleeps == []
     assert not any(isinstance(e, RetryScheduled) for e in events)
-    budget = transport._hosts[transport.breaker(URL).key].budget
+    budget = transport._registry.get(transport.breaker(URL).key).budget
     assert budget is not None
     assert budget.retries == 0  # no token taken for a retry that cannot happen
 

@@ -16,7 +16,6 @@ import functools
 import math
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -26,7 +25,6 @@ import httpx2
 from resilient_http import _live
 from resilient_http._breaker import Breaker, CircuitState, Clock, Ticket
 from resilient_http._cache import StaleCache
-from resilient_http._endpoints import Endpoint
 from resilient_http._events import (
     AttemptFinished,
     BreakerEvicted,
@@ -41,14 +39,14 @@ from resilient_http._events import (
     log_transition,
     logger,
 )
-from resilient_http._groups import Group
 from resilient_http._hedging import HedgeState
-from resilient_http._hosts import HostPattern, PatternTable, key_for_url, split_key
+from resilient_http._hosts import HostPattern
 from resilient_http._outcomes import Outcome, classified, status_outcome
-from resilient_http._policy import Fallback, Policy, RetryBudget, RetryPolicy
+from resilient_http._policy import Policy, RetryPolicy
 from resilient_http._retry import BudgetState, RetryPlan, can_retry, is_idempotent
 from resilient_http._store import InMemoryStore, StateStore
 from resilient_http.httpx2._async import _io
+from resilient_http.httpx2._async._registry import Host, HostRegistry, parse_host_patterns
 from resilient_http.httpx2._async._streams import ObservedStream, retain, when_body_ends
 from resilient_http.httpx2._exceptions import (
     BulkheadFullError,
@@ -70,55 +68,6 @@ HEDGE_EXTENSION = "resilient_http.hedge"
 
 F = TypeVar("F", bound=Callable[..., Any])
 _T = TypeVar("_T", bound="ResilientTransport")
-
-# Specificity ranks: explicit host:port > host > wildcard (longer first) > default.
-_Rank = tuple[int, int, int]
-_DEFAULT_RANK: _Rank = (0, 0, 0)
-
-
-def _rank(pattern: HostPattern) -> _Rank:
-    if pattern.wildcard:
-        return (1, len(pattern.host), pattern.port is not None)
-    return (3 if pattern.port is not None else 2, 0, 0)
-
-
-#: How many hosts one eviction looks at, at most (keeps a new host's cost flat).
-_EVICTION_SCAN = 8
-
-
-def _eviction_tier(host: _Host) -> int:
-    """0 idle, 1 closed with recent failures, 2 open or half-open, 3 never evicted."""
-    breaker = host.breaker
-    if host.is_busy() or breaker.forced is not None or host.group is not None:
-        return 3
-    if breaker.is_idle():
-        return 0
-    return 1 if breaker._state is CircuitState.CLOSED else 2
-
-
-def _parse_host_patterns(hosts: Mapping[str, Policy]) -> list[tuple[HostPattern, Policy]]:
-    """Parse ``hosts`` keys; two spellings of one pattern are an error, not a
-    silent choice between their policies."""
-    parsed: list[tuple[HostPattern, Policy]] = []
-    seen: dict[tuple[str, int | None, bool], str] = {}
-    for text, host_policy in hosts.items():
-        if not isinstance(host_policy, Policy):
-            raise TypeError(f"hosts[{text!r}] must be a Policy, got {host_policy!r}")
-    for text, host_policy in hosts.items():
-        pattern = HostPattern.parse(text, what="hosts pattern")
-        same = (pattern.host, pattern.port, pattern.wildcard)
-        if same in seen:
-            raise ValueError(
-                f"hosts patterns {seen[same]!r} and {text!r} name the same hosts: keep one"
-            )
-        seen[same] = text
-        if host_policy.endpoints is not None and pattern.wildcard:
-            raise ValueError(
-                f"hosts[{text!r}]: endpoints need a pattern that names one host, not a wildcard"
-            )
-        parsed.append((pattern, host_policy))
-    return parsed
-
 
 _STORE_HOOKS = ("attach", "detach", "bind", "record", "transitioned", "admit_probe")
 
@@ -166,7 +115,7 @@ def _error_name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _answered(host: _Host, attempt: _Try) -> bool:
+def _answered(host: Host, attempt: _Try) -> bool:
     """Does this attempt win a race: an answer that is not a failure?"""
     outcome = attempt[2]
     return isinstance(outcome, httpx2.Response) and outcome.status_code not in host.failure_statuses
@@ -182,7 +131,7 @@ def _retry_override(request: httpx2.Request) -> RetryPolicy | None:
     return retry
 
 
-def _admit(host: _Host, avoid: bool = False) -> tuple[_Host, Ticket] | None:
+def _admit(host: Host, avoid: bool = False) -> tuple[Host, Ticket] | None:
     """A ticket from the host's breaker; for an endpoint of a group, from the
     endpoint the group picks (another one first when ``avoid``)."""
     group = host.group
@@ -192,7 +141,7 @@ def _admit(host: _Host, avoid: bool = False) -> tuple[_Host, Ticket] | None:
     return group.admit(host if avoid else None)
 
 
-def _outgoing(request: httpx2.Request, host: _Host) -> httpx2.Request:
+def _outgoing(request: httpx2.Request, host: Host) -> httpx2.Request:
     """The request as sent to ``host``: for an endpoint, a copy whose scheme,
     host and port (so its ``Host`` header and TLS server name) are the
     endpoint's; path, query, headers and body untouched."""
@@ -211,7 +160,7 @@ def _outgoing(request: httpx2.Request, host: _Host) -> httpx2.Request:
     )
 
 
-def _host_snapshot(host: _Host) -> dict[str, Any]:
+def _host_snapshot(host: Host) -> dict[str, Any]:
     if host.group is not None and host.endpoint is None:  # a logical host
         return host.group.snapshot()
     data = host.breaker.snapshot()
@@ -234,82 +183,6 @@ def _clone(request: httpx2.Request) -> httpx2.Request:
 
 #: One attempt of a race: its ticket, when it started, and its answer or error.
 _Try = tuple[Ticket, float, "httpx2.Response | Exception"]
-
-
-@functools.lru_cache(maxsize=64)
-def _unusual_statuses(failures: frozenset[int], retryable: frozenset[int]) -> frozenset[int]:
-    """One shared set per policy pair, not ~4 KiB per host."""
-    return failures | retryable
-
-
-class _Host:
-    """Everything the transport keeps for one upstream authority."""
-
-    __slots__ = (
-        "breaker",
-        "budget",
-        "budgets",
-        "endpoint",
-        "failure_statuses",
-        "fallback",
-        "fast",
-        "group",
-        "hedge",
-        "key",
-        "policy",
-        "retry",
-        "routes",
-        "semaphore",
-        "sleepers",
-        "unusual_statuses",
-    )
-
-    def __init__(self, key: str, policy: Policy, breaker: Breaker) -> None:
-        self.key = key
-        self.policy = policy
-        self.breaker = breaker
-        self.retry = policy.retry
-        self.failure_statuses = policy.breaker.failure_statuses
-        self.fallback: Fallback | None = None
-        # keyed by the budget's value: equal budgets on one host are one budget,
-        # and a RetryPolicy built afresh per request adds no entry
-        self.budgets: dict[RetryBudget, BudgetState] = {}
-        self.budget = self.budget_for(policy.retry)
-        self.semaphore: _io.Semaphore | None = None
-        # the calls sleeping in backoff: woken when the circuit opens
-        self.sleepers: set[_io.Sleeper] = set()
-        self.hedge = HedgeState(policy.hedge) if policy.hedge is not None else None
-        # endpoint groups: a logical host has a group and no endpoint; each of its
-        # endpoints has the group and its own endpoint (where requests are sent)
-        self.group: Group[_Host] | None = None
-        self.endpoint: Endpoint | None = None
-        # May the transport's fast path serve this host? Set by the transport,
-        # which knows its listeners, cache and store.
-        self.fast = False
-        # statuses that leave the fast path: failures and retryable ones
-        self.unusual_statuses = _unusual_statuses(
-            frozenset(self.failure_statuses), frozenset(self.retry.statuses)
-        )
-        # the route-cache keys that lead here, dropped with the host on eviction
-        self.routes: list[tuple[str, bytes, int | None]] = []
-
-    def is_busy(self) -> bool:
-        """A call is in flight here (an attempt, or a backoff between two)."""
-        return bool(self.breaker.calls_in_flight or self.sleepers)
-
-    def is_rejecting(self) -> bool:
-        """Would a call be rejected now? For an endpoint: would every endpoint of its group?"""
-        group = self.group
-        return self.breaker.is_rejecting() if group is None else group.is_rejecting()
-
-    def budget_for(self, retry: RetryPolicy) -> BudgetState | None:
-        budget = retry.budget
-        if budget is None:
-            return None
-        state = self.budgets.get(budget)
-        if state is None:
-            state = self.budgets[budget] = BudgetState(budget)
-        return state
 
 
 class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
@@ -350,16 +223,11 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
             policy = Policy()
         elif not isinstance(policy, Policy):
             raise TypeError(f"policy must be a Policy, got {policy!r}")
-        parsed_hosts = _parse_host_patterns(hosts or {})
+        parsed_hosts = parse_host_patterns(hosts or {})
         _check_policies(policy, [host_policy for _, host_policy in parsed_hosts])
         _check_settings(max_hosts, stale_cache, store, clock, sleep)
         _io.check_store(store)
         self._inner = transport
-        self._policy = policy
-        self._policies: PatternTable[tuple[Policy, _Rank]] = PatternTable(
-            (p, (host_policy, _rank(p))) for p, host_policy in parsed_hosts
-        )
-        self._fallbacks: PatternTable[tuple[Fallback, _Rank]] = PatternTable()
         self._stale_cache = stale_cache
         self._emitter = _io.emitter(listeners)
         if isinstance(store, InMemoryStore):
@@ -369,18 +237,23 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         self._store_wait: Callable[[Breaker], float] | None = getattr(store, "retry_after", None)
         # Nothing to report, capture or share: requests may take the fast path.
         self._plain = not self._emitter.listeners and stale_cache is None and store is None
-        self._max_hosts = max_hosts
         self._own_time = (clock, sleep)  # what isolated() gives back afterwards
         self._clock = clock
         self._sleep = sleep
         if _live.TESTING:  # under resilient_http.testing.isolated(): its time, not ours
             self._clock, self._sleep = _live.TESTING[-1], _live.TESTING[-1].sleep
         self._rng = rng if rng is not None else random.Random()
-        self._hosts: OrderedDict[str, _Host] = OrderedDict()
-        self._routes: dict[tuple[str, bytes, int | None], _Host] = {}
-        self._lock = _io.Lock()  # the host map's, when threads share it
+        self._registry = HostRegistry(
+            policy,
+            parsed_hosts,
+            max_hosts=max_hosts,
+            plain=self._plain,
+            new_breaker=self._new_breaker,
+            bind=None if store is None else store.bind,
+            evicted=self._tell_evicted,
+        )
         if store is not None:
-            store.attach(self._hosts)
+            store.attach(self._registry.hosts)
         _live.LIVE.add(self)
 
     # -- public API -----------------------------------------------------------
@@ -407,13 +280,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
 
         def register(fn: F) -> F:
             _io.check_fallback(fn, f"fallback for {pattern!r}")
-            with self._lock:
-                self._fallbacks.add(parsed, (fn, _rank(parsed)))
-                for host in self._hosts.values():
-                    host.fallback = self._resolve_fallback(host.key, host.policy)
-                for host in self._hosts.values():  # endpoints answer as their group does
-                    if host.group is not None and host.endpoint is not None:
-                        host.fallback = self._hosts[host.group.key].fallback
+            self._registry.add_fallback(parsed, fn)
             return fn
 
         if fn is None:
@@ -424,16 +291,15 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         """The breaker for a host (``"api.example.com"``, ``"api.example.com:8443"``)
         or a URL, created on demand. A bare host with no port finds the host's
         only live breaker, or the one for port 443."""
-        return self._host_for_key(self._key_from_user(host_or_url)).breaker
+        registry = self._registry
+        return registry.for_key(registry.key_from_user(host_or_url)).breaker
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """JSON-serialisable state of every live breaker, keyed by breaker key::
 
         {"api.example.com:443": {"state": "open", "retry_after": 12.5, ...}}
         """
-        with self._lock:
-            hosts = list(self._hosts.items())
-        return {key: _host_snapshot(host) for key, host in hosts}
+        return {key: _host_snapshot(host) for key, host in self._registry.items()}
 
     async def aclose(self) -> None:
         """Close the inner transport (and detach from a shared store)."""
@@ -462,7 +328,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
 
     async def _detach(self) -> None:
         if self._store is not None:
-            await self._store.detach(self._hosts)
+            await self._store.detach(self._registry.hosts)
 
     def _isolate(self, clock: _live.TestClock | None) -> None:
         """Forget every breaker and run on ``clock`` (and its sleep) from now
@@ -472,210 +338,25 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
             self._clock, self._sleep = self._own_time
         else:
             self._clock, self._sleep = clock, clock.sleep
-        with self._lock:
-            self._hosts.clear()
-            self._routes.clear()
+        self._registry.clear()
 
-    # -- hosts ------------------------------------------------------------------
-
-    def _key_from_user(self, value: str | httpx2.URL) -> str:
-        if isinstance(value, httpx2.URL) or (isinstance(value, str) and "://" in value):
-            url = httpx2.URL(value)
-            key = key_for_url(url)
-            if key is None:  # name the scheme and host only: never userinfo or a query
-                raise ValueError(
-                    f"cannot key a breaker on a URL with scheme {url.scheme!r} and host "
-                    f"{url.host!r}: an http(s) or ws(s) URL with a host is needed"
-                )
-            return key
-        if not isinstance(value, str):
-            raise TypeError(f"expected a host or URL, got {value!r}")
-        pattern = HostPattern.parse(value, what="host")
-        if pattern.wildcard:
-            raise ValueError(f"expected a host, not a pattern: {value!r}")
-        if pattern.port is not None:
-            return f"{pattern.host}:{pattern.port}"
-        with self._lock:
-            live = [k for k in self._hosts if split_key(k)[0] == pattern.host]
-        if len(live) == 1:
-            return live[0]
-        if len(live) > 1:
-            raise ValueError(f"{value!r} has breakers on several ports {live}: name the port")
-        return f"{pattern.host}:443"
-
-    def _resolve_policy(self, key: str) -> tuple[Policy, _Rank]:
-        found = self._policies.lookup(key)
-        return found if found is not None else (self._policy, _DEFAULT_RANK)
-
-    def _resolve_fallback(self, key: str, policy: Policy) -> Fallback | None:
-        _, policy_rank = self._resolve_policy(key)
-        registered = self._fallbacks.lookup(key)
-        if registered is not None and (policy.fallback is None or registered[1] >= policy_rank):
-            return registered[0]
-        return policy.fallback
-
-    def _host_for_key(self, key: str) -> _Host:
-        """The host for a breaker key (created if new). Eviction events go out
-        once the map's lock is released: a listener may call back in."""
-        with self._lock:
-            host, evicted = self._locked_host(key)
-        self._tell_evicted(evicted)
-        return host
-
-    def _locked_host(self, key: str) -> tuple[_Host, list[str]]:
-        """The host for a breaker key, and the keys evicted to make room for it."""
-        host = self._hosts.get(key)
-        if host is not None:
-            self._hosts.move_to_end(key)
-            return host, []
-        policy, _ = self._resolve_policy(key)
-        breaker = _io.Breaker(
+    def _new_breaker(self, key: str, policy: Policy) -> Breaker:
+        return _io.Breaker(
             key, policy.breaker, clock=self._clock, on_transition=self._on_transition, rng=self._rng
         )
-        host = self._add_host(key, policy, breaker)
-        if policy.endpoints is not None:
-            self._add_group(host)
-        if len(self._hosts) > self._max_hosts:
-            return host, self._evict()
-        return host, []
-
-    def _add_group(self, logical: _Host) -> None:
-        """A logical host's endpoints: each a host of its own (its own breaker,
-        keyed by its own authority), all on the logical host's policy."""
-        policy = logical.policy
-        members = []
-        for endpoint in policy.parsed_endpoints:
-            member = self._hosts.get(endpoint.key)
-            if member is None:
-                breaker = _io.Breaker(
-                    endpoint.key,
-                    policy.breaker,
-                    clock=self._clock,
-                    on_transition=self._on_transition,
-                    rng=self._rng,
-                )
-                member = self._add_host(endpoint.key, policy, breaker)
-            member.endpoint = endpoint
-            member.fallback = logical.fallback
-            member.fast = False
-            members.append(member)
-        group = Group(
-            logical.key, policy.parsed_endpoints, members, policy.balance, policy.min_eligible
-        )
-        logical.group = group
-        logical.fast = False
-        for member in members:
-            member.group = group
-
-    def _add_host(self, key: str, policy: Policy, breaker: Breaker) -> _Host:
-        host = _Host(key, policy, breaker)
-        host.fallback = self._resolve_fallback(key, policy)
-        host.fast = (
-            self._plain
-            and policy.max_concurrency is None
-            and policy.retry.deadline is None
-            and policy.breaker.classify is None  # every status line goes to the hook
-            and policy.hedge is None
-        )
-        self._hosts[key] = host
-        if self._store is not None:
-            self._store.bind(breaker)
-        return host
-
-    def _readopt(self, breaker: Breaker) -> None:
-        """A breaker forced by hand after the map forgot it (another thread made
-        room between ``breaker()`` and ``force_open()``): it comes back, so the
-        forcing holds. Only when no breaker has taken its key meanwhile."""
-        with self._lock:
-            if breaker.key not in self._hosts:
-                self._add_host(breaker.key, self._resolve_policy(breaker.key)[0], breaker)
 
     def _tell_evicted(self, evicted: list[str]) -> None:
-        if evicted and self._emitter.listeners:
+        if self._emitter.listeners:
             for key in evicted:
                 self._emitter.emit(BreakerEvicted(key))
-
-    def _evict(self) -> list[str]:
-        """Bring the breaker map back within ``max_hosts``, at a cost that does
-        not grow with it: each eviction looks at no more than ``_EVICTION_SCAN``
-        hosts, from the least recently used, and picks its victim in this order:
-
-        1. an idle breaker (``Breaker.is_idle``: closed, nothing in flight, no
-           failure within its window): it holds nothing worth remembering;
-        2. else a closed breaker whose recent failures have not opened it;
-        3. else an open or half-open one: memory stays bounded even when every
-           host is down, and open circuits are the last thing forgotten.
-
-        Hosts looked at and kept move to the back of the line (a second
-        chance), so the next eviction looks at others. Never evicted: a host
-        with a call in flight (an attempt, a body being read, a backoff), whose
-        outcome must reach the breaker the transport keeps; a forced breaker
-        (``force_open``/``force_closed`` hold until ``reset``); the host just
-        created, which is about to be used. Returns the keys evicted.
-        """
-        hosts = self._hosts
-        newest = next(reversed(hosts))
-        evicted: list[str] = []
-        for _ in range(len(hosts) - self._max_hosts):
-            victim: str | None = None
-            victim_tier = 3
-            for _ in range(_EVICTION_SCAN):
-                key = next(iter(hosts))
-                if key == newest:
-                    break
-                host = hosts[key]
-                tier = _eviction_tier(host)
-                if tier < victim_tier:
-                    victim, victim_tier = key, tier
-                    if tier == 0:
-                        break
-                hosts.move_to_end(key)
-            if victim is None:
-                break  # nothing may go now: the map shrinks on a later eviction
-            self._forget(victim)
-            evicted.append(victim)
-        return evicted
-
-    def _forget(self, key: str) -> None:
-        routes = self._routes
-        for route in self._hosts.pop(key).routes:
-            routes.pop(route, None)
-
-    def _host_for_url(self, url: httpx2.URL) -> _Host | None:
-        """The host (most recently used now) for a request's URL; ``None``: no authority."""
-        host = self._routes.get((url.scheme, url.raw_host, url.port))
-        if host is None:
-            return self._route(url)
-        try:
-            self._hosts.move_to_end(host.key)
-        except KeyError:  # evicted by another thread since
-            return self._route(url)
-        return host
-
-    def _route(self, url: httpx2.URL) -> _Host | None:
-        """The host for a URL not in the route cache (or ``None``: no authority)."""
-        cache_key = (url.scheme, url.raw_host, url.port)
-        key = key_for_url(url)
-        if key is None:
-            return None
-        with self._lock:
-            host, evicted = self._locked_host(key)
-            if len(self._routes) >= 4 * self._max_hosts:  # many spellings of few hosts
-                self._routes.clear()
-                for known in self._hosts.values():
-                    known.routes.clear()
-            self._routes[cache_key] = host
-            host.routes.append(cache_key)
-        self._tell_evicted(evicted)
-        return host
 
     def _on_transition(self, breaker: Breaker, old: CircuitState, new: CircuitState) -> None:
         retry_after = breaker.retry_after if new is CircuitState.OPEN else 0.0
         log_transition(breaker.key, old, new, retry_after, breaker.forced is CircuitState.OPEN)
-        if breaker.forced is not None and breaker.key not in self._hosts:
-            self._readopt(breaker)
+        if breaker.forced is not None and self._registry.get(breaker.key) is None:
+            self._registry.readopt(breaker)
         if new is CircuitState.OPEN:  # never sleep in backoff while the circuit is open
-            host = self._hosts.get(breaker.key)
+            host = self._registry.get(breaker.key)
             if host is not None and host.sleepers:
                 for sleeper in list(host.sleepers):  # (threads may add meanwhile)
                     sleeper.cancel()
@@ -689,7 +370,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     def _cap_ejection(self, breaker: Breaker) -> None:
         """An endpoint whose circuit opened while fewer than ``min_eligible``
         others take calls stays in rotation: its circuit closes again."""
-        host = self._hosts.get(breaker.key)
+        host = self._registry.get(breaker.key)
         group = host.group if host is not None else None
         if (
             group is not None
@@ -709,7 +390,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     # -- the request path ----------------------------------------------------------
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        host = self._host_for_url(request.url)
+        host = self._registry.for_url(request.url)
         if host is None:  # no usable authority: the caller's error, not the upstream's
             return await self._inner.handle_async_request(request)
         retry = _retry_override(request)
@@ -748,7 +429,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         return await self._guarded(request, host, retry, ticket)
 
     async def _grouped(
-        self, request: httpx2.Request, logical: _Host, retry: RetryPolicy
+        self, request: httpx2.Request, logical: Host, retry: RetryPolicy
     ) -> httpx2.Response:
         """A call to a logical host: the endpoint its group picks takes it from
         here; when none admits it, the logical host rejects it."""
@@ -760,7 +441,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         return await self._guarded(request, endpoint, retry, ticket)
 
     async def _guarded(
-        self, request: httpx2.Request, host: _Host, retry: RetryPolicy, ticket: Ticket | None
+        self, request: httpx2.Request, host: Host, retry: RetryPolicy, ticket: Ticket | None
     ) -> httpx2.Response:
         """The general path: rejection, bulkhead, deadline, listeners. The async
         listener calls this call's work set off run before it returns; an error
@@ -788,13 +469,13 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         return response
 
     async def _admitted(
-        self, request: httpx2.Request, host: _Host, retry: RetryPolicy, ticket: Ticket | None
+        self, request: httpx2.Request, host: Host, retry: RetryPolicy, ticket: Ticket | None
     ) -> httpx2.Response:
         if ticket is None:
             return await self._reject(request, host, None)
         semaphore = host.semaphore
         if semaphore is None and host.policy.max_concurrency is not None:
-            with self._lock:  # one per host, however many threads ask at once
+            with self._registry.lock:  # one per host, however many threads ask at once
                 if host.semaphore is None:
                     host.semaphore = _io.Semaphore(host.policy.max_concurrency)
                 semaphore = host.semaphore
@@ -817,7 +498,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         return when_body_ends(response, semaphore.release)
 
     async def _call(
-        self, request: httpx2.Request, host: _Host, retry: RetryPolicy, ticket: Ticket
+        self, request: httpx2.Request, host: Host, retry: RetryPolicy, ticket: Ticket
     ) -> httpx2.Response:
         store = self._store  # a shared store grants half-open probes fleet-wide
         if store is not None and ticket.probe and not await store.admit_probe(host.breaker, ticket):
@@ -850,7 +531,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     async def _after_error(
         self,
         request: httpx2.Request,
-        host: _Host,
+        host: Host,
         retry: RetryPolicy,
         ticket: Ticket,
         exc: BaseException,
@@ -868,7 +549,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     async def _after_status(
         self,
         request: httpx2.Request,
-        host: _Host,
+        host: Host,
         retry: RetryPolicy,
         ticket: Ticket,
         response: httpx2.Response,
@@ -886,7 +567,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     def _judge(
         self,
         request: httpx2.Request,
-        host: _Host,
+        host: Host,
         retry: RetryPolicy,
         ticket: Ticket,
         response: httpx2.Response,
@@ -909,7 +590,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     async def _retry_loop(
         self,
         request: httpx2.Request,
-        host: _Host,
+        host: Host,
         retry: RetryPolicy,
         response: httpx2.Response | None,
         error: BaseException | None,
@@ -953,7 +634,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     async def _plan_wait(
         self,
         request: httpx2.Request,
-        host: _Host,
+        host: Host,
         plan: RetryPlan,
         response: httpx2.Response | None,
         error: BaseException | None,
@@ -987,7 +668,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         return wait
 
     async def _retry_attempt(
-        self, request: httpx2.Request, host: _Host, ticket: Ticket, deadline: float
+        self, request: httpx2.Request, host: Host, ticket: Ticket, deadline: float
     ) -> tuple[Ticket, httpx2.Response | BaseException]:
         """One more attempt (hedged again when the host hedges): the ticket of the
         attempt that answered, and its answer or error, not yet recorded."""
@@ -1003,7 +684,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     # -- hedging ------------------------------------------------------------------------
 
     async def _race(
-        self, request: httpx2.Request, host: _Host, ticket: Ticket, deadline: float
+        self, request: httpx2.Request, host: Host, ticket: Ticket, deadline: float
     ) -> tuple[Ticket, httpx2.Response | Exception]:
         """An idempotent attempt and, when it has not answered in time, its
         hedges: the winner's ticket and answer or error (not yet recorded).
@@ -1042,8 +723,8 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         return won[0], won[2]
 
     def _admit_hedge(
-        self, host: _Host, hedge: HedgeState
-    ) -> tuple[_Host, Ticket, _io.Semaphore | None] | None:
+        self, host: Host, hedge: HedgeState
+    ) -> tuple[Host, Ticket, _io.Semaphore | None] | None:
         """The host, ticket and bulkhead slot for a hedge (for an endpoint of a
         group, another endpoint first), or ``None``: hedges go only to a closed
         circuit, with a free slot and budget to spare."""
@@ -1063,7 +744,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     async def _try(
         self,
         request: httpx2.Request,
-        host: _Host,
+        host: Host,
         ticket: Ticket,
         slot: _io.Semaphore | None,
         deadline: float,
@@ -1087,7 +768,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
             host.hedge.latency.add(self._clock() - started)
         return ticket, started, response
 
-    async def _lost(self, request: httpx2.Request, host: _Host, lost: _Try) -> None:
+    async def _lost(self, request: httpx2.Request, host: Host, lost: _Try) -> None:
         """Record an attempt that finished but lost the race, and close it."""
         ticket, started, outcome = lost
         if isinstance(outcome, Exception):
@@ -1102,7 +783,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     def _hedged(
         self,
         request: httpx2.Request,
-        host: _Host,
+        host: Host,
         hedge: HedgeState,
         sent: int,
         delay: float,
@@ -1117,7 +798,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         if self._emitter.listeners:
             self._emitter.emit(Hedged(host.key, request.method, sent, delay, winner))
 
-    async def _admit_retry(self, host: _Host, plan: RetryPlan) -> tuple[_Host, Ticket] | None:
+    async def _admit_retry(self, host: Host, plan: RetryPlan) -> tuple[Host, Ticket] | None:
         """The host and ticket for the next attempt, or ``None``: out of time
         (nothing is sent, nothing counted), or the breaker (consulted before
         the retry) or the fleet store rejects it. An endpoint of a group hands
@@ -1133,7 +814,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
             return None
         return host, ticket
 
-    async def _backoff(self, host: _Host, wait: float) -> bool:
+    async def _backoff(self, host: Host, wait: float) -> bool:
         """Sleep ``wait`` seconds before a retry; ``False`` when the host's circuit
         opened meanwhile (the transition cancels the sleep)."""
         sleeper = _io.Sleeper()
@@ -1148,7 +829,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     def _record(
         self,
         request: httpx2.Request,
-        host: _Host,
+        host: Host,
         ticket: Ticket,
         outcome: Outcome,
         duration: float,
@@ -1174,7 +855,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     def _record_error(
         self,
         request: httpx2.Request,
-        host: _Host,
+        host: Host,
         ticket: Ticket,
         exc: BaseException,
         started: float,
@@ -1187,7 +868,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         return verdict == "failure"
 
     @staticmethod
-    def _error_verdict(request: httpx2.Request, host: _Host, exc: BaseException) -> Outcome:
+    def _error_verdict(request: httpx2.Request, host: Host, exc: BaseException) -> Outcome:
         verdict = error_outcome(exc)
         classify = host.policy.breaker.classify
         if classify is not None and isinstance(exc, Exception):  # never a cancellation
@@ -1197,7 +878,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     def _watch(
         self,
         request: httpx2.Request,
-        host: _Host,
+        host: Host,
         ticket: Ticket,
         response: httpx2.Response,
         started: float,
@@ -1232,7 +913,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     def _body_ended(
         self,
         request: httpx2.Request,
-        host: _Host,
+        host: Host,
         ticket: Ticket | None,
         started: float,
         response: httpx2.Response,
@@ -1268,7 +949,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     async def _reject(
         self,
         request: httpx2.Request,
-        host: _Host,
+        host: Host,
         kind: type[BulkheadFullError] | None,
     ) -> httpx2.Response:
         """Answer a rejected call: the stale cache, else the host's fallback,
@@ -1288,7 +969,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         return response
 
     def _rejection(
-        self, request: httpx2.Request, host: _Host, kind: type[BulkheadFullError] | None
+        self, request: httpx2.Request, host: Host, kind: type[BulkheadFullError] | None
     ) -> RejectedError:
         if kind is not None:
             assert host.policy.max_concurrency is not None
@@ -1315,7 +996,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         )
 
     async def _fallback_answer(
-        self, request: httpx2.Request, host: _Host, error: RejectedError
+        self, request: httpx2.Request, host: Host, error: RejectedError
     ) -> httpx2.Response:
         fallback = host.fallback
         if fallback is None:
