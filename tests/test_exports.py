@@ -152,3 +152,21 @@ async def test_except_httpx_http_error_catches_a_rejection(clock: FakeClock) -> 
     assert caught.host == "api.example.com:443"
     assert math.isinf(caught.retry_after)
     assert calls == []
+
+
+def test_import_resilient_http_never_imports_httpx2() -> None:
+    """README, "httpx2": the package works without httpx2 installed."""
+    import subprocess
+    import sys
+
+    code = "import sys, resilient_http, resilient_http.testing; print('httpx2' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_httpx2_binding_exports_the_same_names() -> None:
+    import resilient_http
+    import resilient_http.httpx2
+
+    bound = set(resilient_http.httpx2.__all__)
+    assert bound == set(resilient_http.__all__) - {"__version__"}
