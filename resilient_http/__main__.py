@@ -1,4 +1,4 @@
-"""``python -m resilient_http demo [--duration SECONDS] [--json]``."""
+"""``python -m resilient_http demo [--duration SECONDS] [--json] [--replicas]``."""
 
 from __future__ import annotations
 
@@ -35,12 +35,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="print the summary as one JSON object on stdout (progress goes to stderr)",
     )
+    demo.add_argument(
+        "--replicas",
+        action="store_true",
+        help="run inventory as two replicas, only replica A sick: the plain client sends "
+        "calls to both in turn, the ResilientClient calls one logical host whose endpoints "
+        "are the replicas (Policy(endpoints=...)) and fails over to the healthy one",
+    )
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # name the command's own usage, not the top level's
         demo.error(f"unrecognized arguments: {' '.join(unknown)}")
     from ._demo import run
 
-    return run(args.duration, as_json=args.json)
+    return run(args.duration, as_json=args.json, replicas=args.replicas)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ from ._scenario import (
     REPLICA_A,
     REPLICA_B,
     REPLICAS,
+    REPLICAS_MAX_CONNECTIONS,
     SICK,
     SIDES,
     SINGLE,
@@ -128,6 +129,7 @@ def _summary(
             "sick": {"server": REPLICA_A, "endpoint": upstream.origin(REPLICA_A)},
             "healthy": {"server": REPLICA_B, "endpoint": upstream.origin(REPLICA_B)},
             "plain_client": PLAIN_REPLICAS,
+            "max_connections": REPLICAS_MAX_CONNECTIONS,
         }
         for side in sides:
             result[side.name].update(summarise_replicas(side, upstream, schedule))
@@ -145,12 +147,16 @@ def _plans(upstream: FlakyUpstream) -> dict[str, Plan]:
     if not upstream.layout.replicas:
         targets = ((upstream.url(SICK),), pricing)
         return {"plain": Plan(targets), "resilient": Plan(targets, breakers=breakers)}
+    pool = REPLICAS_MAX_CONNECTIONS
     return {
-        "plain": Plan(((upstream.url(REPLICA_A), upstream.url(REPLICA_B)), pricing)),
+        "plain": Plan(
+            ((upstream.url(REPLICA_A), upstream.url(REPLICA_B)), pricing), max_connections=pool
+        ),
         "resilient": Plan(
             ((f"http://{LOGICAL_HOST}/{SICK}",), pricing),
             endpoints=(upstream.origin(REPLICA_A), upstream.origin(REPLICA_B)),
             breakers=breakers,
+            max_connections=pool,
         ),
     }
 
@@ -213,7 +219,9 @@ def _introduce_replicas(
         f"{HANG_EVERY} hangs, the others get 503); then it heals. Replica B and {HEALTHY} "
         f"stay healthy.\n{PLAIN_REPLICAS}\n"
         f"ResilientClient calls http://{LOGICAL_HOST}/{SICK}, one logical host with "
-        f"Policy(endpoints=(A, B), balance={BALANCE!r}).\n\n"
+        f"Policy(endpoints=(A, B), balance={BALANCE!r}). Both clients: at most "
+        f"{REPLICAS_MAX_CONNECTIONS} connections (httpx's default cap), so the pool is no "
+        "bottleneck.\n\n"
     )
 
 

@@ -291,7 +291,8 @@ def _render_replicas(result: dict[str, Any]) -> str:
         f"{breaker.recovery_timeout:g} s), a retry ({POLICY.retry.attempts} attempts) goes to "
         f"the other replica, and the fallback answers only when both reject; replica A's "
         f"circuit opened {result['resilient']['circuit_opened']} time(s).",
-        f"Both clients: timeout {TIMEOUT:g} s, at most {MAX_CONNECTIONS} connections, each in "
-        "its own process.",
+        f"Both clients: timeout {TIMEOUT:g} s, at most {replicas['max_connections']} "
+        "connections (httpx's default cap: the pool is no bottleneck here), each in its own "
+        "process.",
     ]
     return "\n".join(lines)

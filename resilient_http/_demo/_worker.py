@@ -23,7 +23,6 @@ from .._exceptions import CircuitOpenError
 from .._policy import Policy
 from ._scenario import (
     LOGICAL_HOST,
-    MAX_CONNECTIONS,
     POLICY,
     RATE,
     REPORT_EVERY,
@@ -83,7 +82,7 @@ class Worker:
 
     @classmethod
     def build(cls, side: str, plan: Plan) -> Worker:
-        limits = httpx.Limits(max_connections=MAX_CONNECTIONS)
+        limits = httpx.Limits(max_connections=plan.max_connections)
         common: dict[str, Any] = {
             "timeout": TIMEOUT,
             "limits": limits,
