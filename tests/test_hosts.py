@@ -7,6 +7,7 @@ import pytest
 import tenacity
 
 from resilient_http import BreakerPolicy, Policy, ResilientTransport, RetryPolicy
+from resilient_http._hosts import HostPattern, PatternTable, key_for_url
 from resilient_http.testing import FakeClock
 
 
@@ -289,3 +290,76 @@ async def test_manual_controls_through_the_transport_affect_requests(clock: Fake
         assert transport.snapshot()["api.example.com:443"]["state"] == "closed"
         assert (await client.get("https://api.example.com/")).status_code == 200
     assert len(seen) == 1
+
+
+# -- keys and patterns, sans-IO ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("wss://api.example.com/feed", "api.example.com:443"),
+        ("ws://api.example.com/feed", "api.example.com:80"),
+        ("http://[0:0::1]/", "[::1]:80"),  # one spelling per address
+        ("http://[::FFFF:1.2.3.4]:81/", "[::ffff:102:304]:81"),
+        ("http://h:1/", "h:1"),
+        ("http://h:65535/", "h:65535"),
+    ],
+)
+def test_the_key_of_each_scheme_and_port(url: str, key: str) -> None:
+    assert key_for_url(httpx.URL(url)) == key
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://h/", "ftp://h:21/", "http://./", "http://h:0/", "http://h:-1/", "http://h:65536/"]
+)
+def test_a_url_with_no_usable_authority_has_no_key(url: str) -> None:
+    assert key_for_url(httpx.URL(url)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port", "wildcard"),
+    [
+        ("X.EXAMPLE.com", "x.example.com", None, False),
+        ("*.example.com:1", "example.com", 1, True),
+        ("api.example.com:65535", "api.example.com", 65535, False),
+        ("[::1]:8080", "[::1]", 8080, False),
+        ("[0:0::1]", "[::1]", None, False),
+    ],
+)
+def test_a_pattern_is_parsed_into_its_parts(
+    text: str, host: str, port: int | None, wildcard: bool
+) -> None:
+    assert HostPattern.parse(text) == HostPattern(text, host, port, wildcard)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("api.example.com:0", "hosts pattern 'api.example.com:0' has an invalid port '0'"),
+        ("api.example.com:65536", "hosts pattern 'api.example.com:65536' has an invalid port '65536'"),
+        ("[::1]:x", "hosts pattern '[::1]:x' has an invalid port 'x'"),
+        ("[::1", "hosts pattern '[::1' is malformed: unclosed '['"),
+        ("[::1]]", "hosts pattern '[::1]]' is malformed"),
+        ("api..example.com", "hosts pattern 'api..example.com' is malformed: empty label"),
+        (".example.com", "hosts pattern '.example.com' is malformed: empty label; for subdomains write '*.example.com'"),
+        ("[]", "hosts pattern '[]': invalid host '[]'"),
+        ("\u3002", "hosts pattern '\u3002': invalid host '\u3002'"),
+    ],
+)  # fmt: skip
+def test_a_malformed_pattern_is_refused_saying_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        ResilientTransport(httpx.MockTransport(lambda r: httpx.Response(200)), hosts={text: Policy()})
+    assert str(raised.value) == message
+
+
+def test_a_pattern_that_is_not_a_string_is_named_with_its_type() -> None:
+    with pytest.raises(TypeError) as raised:
+        ResilientTransport(hosts={42: Policy()})  # type: ignore[dict-item]
+    assert str(raised.value) == "hosts pattern must be a str, got int: 42"
+
+
+def test_an_empty_table_is_false_and_any_entry_makes_it_true() -> None:
+    assert not PatternTable[int]()
+    for text in ("api.example.com", "api.example.com:443", "*.example.com"):
+        assert PatternTable([(HostPattern.parse(text), 1)])

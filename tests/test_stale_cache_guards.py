@@ -121,3 +121,147 @@ def test_a_served_copy_cannot_change_the_entry() -> None:
     again = cache.lookup(get(), 4.0)
     assert again is not None
     assert again.headers["etag"] == "v1"
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        ok(199),
+        ok(300),
+        ok(304),
+        ok(**{"cache-control": 'private="x-user"'}),  # private, whatever follows its "="
+        ok(**{"cache-control": "max-age=60, Private"}),
+        ok(**{"cache-control": "no-store=1=2"}),
+        ok(**{"cache-control": "public", "Cache-Control": "no-store"}),  # any of its lines
+        ok(vary="Accept, *"),
+    ],
+)
+def test_more_answers_that_are_never_stored(response: httpx.Response) -> None:
+    assert not StaleCache().storable(get(), response)
+
+
+@pytest.mark.parametrize("status", [200, 203, 204, 299])
+def test_every_2xx_but_206_is_storable(status: int) -> None:
+    assert StaleCache().storable(get(), ok(status))
+
+
+def test_a_request_no_store_among_other_directives_is_honoured() -> None:
+    assert not StaleCache().storable(get(**{"cache-control": "max-age=0, No-Store"}), ok())
+
+
+def test_an_answer_without_content_length_is_storable_and_bounded_by_its_body() -> None:
+    cache = StaleCache(max_entry_bytes=4)
+    streamed = httpx.Response(200, stream=httpx.ByteStream(b"1234"))
+    assert "content-length" not in streamed.headers
+    assert cache.storable(get(), streamed)
+    cache.store(get(), streamed, b"1234", now=0.0)
+    assert (len(cache), cache.total_bytes) == (1, 4)
+
+
+def test_an_entry_of_exactly_max_entry_bytes_is_stored() -> None:
+    cache = StaleCache(max_entry_bytes=4)
+    assert cache.storable(get(), ok(**{"content-length": "4"}))
+    assert not cache.storable(get(), ok(**{"content-length": "5"}))
+    cache.store(get(), ok(), b"1234", now=0.0)
+    assert (len(cache), cache.total_bytes) == (1, 4)
+
+
+def test_entries_filling_max_total_bytes_exactly_are_all_kept() -> None:
+    cache = StaleCache(max_total_bytes=10)
+    cache.store(get("https://a.example.com/"), ok(), b"12345", now=0.0)
+    cache.store(get("https://b.example.com/"), ok(), b"12345", now=0.0)
+    assert (len(cache), cache.total_bytes) == (2, 10)
+    cache.store(get("https://c.example.com/"), ok(), b"1", now=0.0)
+    assert (len(cache), cache.total_bytes) == (2, 6)
+    assert cache.lookup(get("https://a.example.com/"), 0.0) is None  # the oldest went
+
+
+def test_an_expired_entry_is_dropped_and_its_bytes_given_back() -> None:
+    cache = StaleCache(max_age=10)
+    cache.store(get("https://a.example.com/"), ok(), b"12345", now=0.0)
+    cache.store(get("https://b.example.com/"), ok(), b"123", now=5.0)
+    assert cache.lookup(get("https://a.example.com/"), 10.5) is None
+    assert (len(cache), cache.total_bytes) == (1, 3)
+
+
+def test_the_lookup_honours_every_varied_header() -> None:
+    cache = StaleCache()
+    asked = {"accept-language": "fr", "accept-encoding": "gzip"}
+    stored(cache, get(**asked), vary="Accept-Language, Accept-Encoding")
+    assert cache.lookup(get(**asked), 1.0) is not None
+    assert cache.lookup(get(**{**asked, "accept-language": "de"}), 1.0) is None
+    assert cache.lookup(get(**{**asked, "accept-encoding": "br"}), 1.0) is None
+    assert cache.lookup(get(), 1.0) is None
+
+
+def test_the_answer_is_the_stored_one_for_this_request() -> None:
+    cache = StaleCache()
+    cache.store(get(), ok(203, etag="v1"), b"stored body", now=0.0)
+    request = get()
+    answer = cache.lookup(request, 2.0)
+    assert answer is not None
+    assert answer.status_code == 203
+    assert answer.headers["etag"] == "v1"
+    assert answer.read() == b"stored body"
+    assert answer.request is request
+
+
+def test_age_counts_whole_seconds_since_the_entry_was_stored() -> None:
+    cache = StaleCache()
+    cache.store(get(), ok(), b"body", now=100.0)
+    for now, age in [(100.5, "0"), (101.0, "1"), (103.9, "3")]:
+        answer = cache.lookup(get(), now)
+        assert answer is not None
+        assert answer.headers["age"] == age
+    answer = cache.lookup(get(), 104.0)
+    assert answer is not None
+    assert (b"Age", b"4") in answer.headers.raw  # spelled as RFC 9111 does
+
+
+def test_age_adds_to_the_age_the_upstream_gave() -> None:
+    cache = StaleCache()
+    cache.store(get(), ok(age="30"), b"body", now=0.0)
+    answer = cache.lookup(get(), 5.0)
+    assert answer is not None
+    assert answer.headers.get_list("age") == ["35"]
+    latin1 = httpx.Response(200, headers=[(b"age", "²".encode("latin-1"))], content=b"body")
+    cache.store(get(), latin1, b"body", now=0.0)  # not a number: counted from 0
+    answer = cache.lookup(get(), 5.0)
+    assert answer is not None
+    assert answer.headers["age"] == "5"
+
+
+def test_the_defaults_are_the_documented_ones() -> None:
+    cache = StaleCache()
+    assert (cache.max_entries, cache.max_entry_bytes, cache.max_age) == (1024, 256_000, 3600.0)
+    assert cache.max_total_bytes == 64 * 1024 * 1024
+
+
+def test_the_smallest_settings_are_valid() -> None:
+    cache = StaleCache(max_entries=1, max_entry_bytes=1, max_age=0.5, max_total_bytes=1)
+    cache.store(get(), ok(), b"1", now=0.0)
+    assert cache.lookup(get(), 0.5) is not None
+    assert cache.lookup(get(), 0.6) is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"max_entries": 0}, ValueError, "StaleCache.max_entries must be >= 1, got 0"),
+        ({"max_entry_bytes": -1}, ValueError, "StaleCache.max_entry_bytes must be >= 1, got -1"),
+        ({"max_total_bytes": 0}, ValueError, "StaleCache.max_total_bytes must be >= 1, got 0"),
+        ({"max_entries": "5"}, TypeError, "StaleCache.max_entries must be an int, got '5'"),
+        ({"max_entry_bytes": True}, TypeError, "StaleCache.max_entry_bytes must be an int, got True"),
+        ({"max_total_bytes": 1.5}, TypeError, "StaleCache.max_total_bytes must be an int, got 1.5"),
+        ({"max_age": 0}, ValueError, "StaleCache.max_age must be > 0, got 0"),
+        ({"max_age": float("nan")}, ValueError, "StaleCache.max_age must be > 0, got nan"),
+        ({"max_age": "60"}, TypeError, "StaleCache.max_age must be a number, got '60'"),
+        ({"max_age": False}, TypeError, "StaleCache.max_age must be a number, got False"),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_is_refused_naming_it(
+    kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as raised:
+        StaleCache(**kwargs)  # type: ignore[arg-type]
+    assert str(raised.value) == message
