@@ -125,10 +125,9 @@ class BudgetState:
 
     def deposit(self, now: float) -> None:
         """Count one request (each call, not each attempt)."""
-        if now < self._until:
-            self._requests[self._index] += 1
-        else:
-            self._requests[self._roll(now)] += 1
+        # (roll first: rolling may replace the list being counted into)
+        i = self._index if now < self._until else self._roll(now)
+        self._requests[i] += 1
 
     def try_withdraw(self, now: float) -> bool:
         """Take one retry from the budget; ``False`` when it is spent."""

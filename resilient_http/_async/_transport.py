@@ -410,11 +410,11 @@ class ResilientTransport(_io.Misuse, httpx.AsyncBaseTransport):
             try:
                 response = await self._inner.handle_async_request(request)
             except BaseException as exc:
-                return await self._after_error(
+                return await self._after_first(
                     request, host, host.retry, ticket, exc, started, budget, body
                 )
             if response.status_code in host.unusual_statuses:
-                return await self._after_status(
+                return await self._after_first(
                     request, host, host.retry, ticket, response, started, budget, body
                 )
             if response.is_closed:  # an in-memory body, already read: judge it now
@@ -519,49 +519,37 @@ class ResilientTransport(_io.Misuse, httpx.AsyncBaseTransport):
                 )
             except BaseException as exc:
                 outcome = exc
+        return await self._after_first(request, host, retry, ticket, outcome, started, budget, body)
+
+    async def _after_first(
+        self,
+        request: httpx.Request,
+        host: Host,
+        retry: RetryPolicy,
+        ticket: Ticket,
+        outcome: httpx.Response | BaseException,
+        started: float,
+        budget: BudgetState | None,
+        body: object,
+    ) -> httpx.Response:
+        """The first attempt ended: record it, then retry, or hand over its
+        answer, or raise its error."""
+        response: httpx.Response | None = None
+        error: BaseException | None = None
         if isinstance(outcome, BaseException):
-            return await self._after_error(
-                request, host, retry, ticket, outcome, started, budget, body
-            )
-        return await self._after_status(
-            request, host, retry, ticket, outcome, started, budget, body
-        )
-
-    async def _after_error(
-        self,
-        request: httpx.Request,
-        host: Host,
-        retry: RetryPolicy,
-        ticket: Ticket,
-        exc: BaseException,
-        started: float,
-        budget: BudgetState | None,
-        body: object,
-    ) -> httpx.Response:
-        """The first attempt raised: record it, then retry or re-raise."""
-        if not self._record_error(request, host, ticket, exc, started):
-            raise exc
+            if not self._record_error(request, host, ticket, outcome, started):
+                raise outcome
+            error = outcome
+        elif self._judge(request, host, retry, ticket, outcome, started):
+            response = outcome
+        else:
+            return outcome  # an answer to hand over, judged (or to be, at its body's end)
         if not can_retry(request, retry, isinstance(body, httpx.ByteStream)):
-            raise exc
-        return await self._retry_loop(request, host, retry, None, exc, started, budget)
-
-    async def _after_status(
-        self,
-        request: httpx.Request,
-        host: Host,
-        retry: RetryPolicy,
-        ticket: Ticket,
-        response: httpx.Response,
-        started: float,
-        budget: BudgetState | None,
-        body: object,
-    ) -> httpx.Response:
-        """The first attempt answered: record it, then retry or hand it over."""
-        if not self._judge(request, host, retry, ticket, response, started):
+            if error is not None:
+                raise error
+            assert response is not None
             return response
-        if not can_retry(request, retry, isinstance(body, httpx.ByteStream)):
-            return response
-        return await self._retry_loop(request, host, retry, response, None, started, budget)
+        return await self._retry_loop(request, host, retry, response, error, started, budget)
 
     def _judge(
         self,

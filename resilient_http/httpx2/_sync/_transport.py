@@ -411,11 +411,11 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
             try:
                 response = self._inner.handle_request(request)
             except BaseException as exc:
-                return self._after_error(
+                return self._after_first(
                     request, host, host.retry, ticket, exc, started, budget, body
                 )
             if response.status_code in host.unusual_statuses:
-                return self._after_status(
+                return self._after_first(
                     request, host, host.retry, ticket, response, started, budget, body
                 )
             if response.is_closed:  # an in-memory body, already read: judge it now
@@ -518,45 +518,37 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
                 outcome = _io.send_by(self._inner, _outgoing(request, host), self._clock, deadline)
             except BaseException as exc:
                 outcome = exc
+        return self._after_first(request, host, retry, ticket, outcome, started, budget, body)
+
+    def _after_first(
+        self,
+        request: httpx2.Request,
+        host: Host,
+        retry: RetryPolicy,
+        ticket: Ticket,
+        outcome: httpx2.Response | BaseException,
+        started: float,
+        budget: BudgetState | None,
+        body: object,
+    ) -> httpx2.Response:
+        """The first attempt ended: record it, then retry, or hand over its
+        answer, or raise its error."""
+        response: httpx2.Response | None = None
+        error: BaseException | None = None
         if isinstance(outcome, BaseException):
-            return self._after_error(request, host, retry, ticket, outcome, started, budget, body)
-        return self._after_status(request, host, retry, ticket, outcome, started, budget, body)
-
-    def _after_error(
-        self,
-        request: httpx2.Request,
-        host: Host,
-        retry: RetryPolicy,
-        ticket: Ticket,
-        exc: BaseException,
-        started: float,
-        budget: BudgetState | None,
-        body: object,
-    ) -> httpx2.Response:
-        """The first attempt raised: record it, then retry or re-raise."""
-        if not self._record_error(request, host, ticket, exc, started):
-            raise exc
+            if not self._record_error(request, host, ticket, outcome, started):
+                raise outcome
+            error = outcome
+        elif self._judge(request, host, retry, ticket, outcome, started):
+            response = outcome
+        else:
+            return outcome  # an answer to hand over, judged (or to be, at its body's end)
         if not can_retry(request, retry, isinstance(body, httpx2.ByteStream)):
-            raise exc
-        return self._retry_loop(request, host, retry, None, exc, started, budget)
-
-    def _after_status(
-        self,
-        request: httpx2.Request,
-        host: Host,
-        retry: RetryPolicy,
-        ticket: Ticket,
-        response: httpx2.Response,
-        started: float,
-        budget: BudgetState | None,
-        body: object,
-    ) -> httpx2.Response:
-        """The first attempt answered: record it, then retry or hand it over."""
-        if not self._judge(request, host, retry, ticket, response, started):
+            if error is not None:
+                raise error
+            assert response is not None
             return response
-        if not can_retry(request, retry, isinstance(body, httpx2.ByteStream)):
-            return response
-        return self._retry_loop(request, host, retry, response, None, started, budget)
+        return self._retry_loop(request, host, retry, response, error, started, budget)
 
     def _judge(
         self,
