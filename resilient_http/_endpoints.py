@@ -46,6 +46,8 @@ def parse_endpoint(text: object) -> Endpoint:
             "(no path, query, fragment or credentials): the request keeps its own"
         )
     port = url.port if url.port is not None else _DEFAULT_PORTS[url.scheme]
+    if not 0 < port < 65536:
+        raise ValueError(f"Policy.endpoints: {text!r} has an invalid port {port}")
     host = url.host.lower()
     shown = f"[{host}]" if ":" in host else host
     authority = shown if url.port in (None, _DEFAULT_PORTS[url.scheme]) else f"{shown}:{port}"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from typing import Any
 
 import pytest
 
 from resilient_http import Breaker, BreakerPolicy, CircuitState
-from resilient_http._breaker import Ticket
+from resilient_http._breaker import LockedBreaker, Ticket
 from resilient_http.testing import FakeClock
 
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
@@ -410,3 +411,159 @@ def test_circuit_state_values_are_json_friendly() -> None:
     assert [s.value for s in CircuitState] == ["closed", "open", "half_open"]
     assert json.dumps({"s": CircuitState.HALF_OPEN}) == '{"s": "half_open"}'
     assert str(CircuitState.OPEN) == "open"
+
+
+# -- idleness (what the host map may forget) --------------------------------------------
+
+
+def test_a_breaker_with_a_recent_failure_is_not_idle(clock: FakeClock) -> None:
+    breaker = make(clock, failure_threshold=5, window=10)
+    assert breaker.is_idle()
+    fail(breaker, 2)
+    assert not breaker.is_idle()
+    clock.advance(9.9)
+    assert not breaker.is_idle()
+    clock.advance(0.1)
+    assert breaker.is_idle()  # a window after the last failure
+
+
+def test_a_breaker_with_a_call_in_flight_open_or_forced_is_not_idle(clock: FakeClock) -> None:
+    breaker = make(clock, failure_threshold=1)
+    ticket = admit(breaker)
+    assert not breaker.is_idle()
+    breaker.on_success(ticket)
+    assert breaker.is_idle()
+    breaker.force_closed()
+    assert not breaker.is_idle()
+    breaker.reset()
+    trip(breaker)
+    assert not breaker.is_idle()
+
+
+def test_in_rate_mode_idle_means_no_failure_left_in_the_window(clock: FakeClock) -> None:
+    breaker = make(clock, failure_rate=1.0, minimum_calls=10, window=10)
+    breaker.on_success(admit(breaker))
+    assert breaker.is_idle()
+    breaker.on_failure(admit(breaker))
+    assert not breaker.is_idle()
+    clock.advance(10)
+    assert breaker.is_idle()
+
+
+# -- LockedBreaker (shared between threads) ---------------------------------------------
+
+
+def drive(breaker: Breaker, clock: FakeClock) -> list[dict[str, Any]]:
+    """The same calls on any breaker; the snapshots along the way."""
+    seen = [breaker.snapshot()]
+    breaker.on_success(admit(breaker), 0.1)
+    breaker.on_ignored(admit(breaker))
+    seen.append(breaker.snapshot())
+    breaker.on_failure(admit(breaker), 0.7)
+    seen.append(breaker.snapshot())
+    clock.advance(30)
+    probe = admit(breaker)
+    assert breaker.admit() is None  # one probe at a time
+    breaker.on_failure(probe)
+    seen.append(breaker.snapshot())
+    clock.advance(60)
+    breaker.on_success(admit(breaker))
+    seen.append(breaker.snapshot())
+    breaker.open_for(12.5)
+    seen.append(breaker.snapshot())
+    breaker.force_open()
+    breaker.force_closed()
+    seen.append(breaker.snapshot())
+    breaker.reset()
+    seen.append(breaker.snapshot())
+    return seen
+
+
+def test_a_locked_breaker_decides_exactly_as_a_plain_one() -> None:
+    policy = BreakerPolicy(
+        failure_rate=0.5, minimum_calls=2, slow_call_duration=0.5, max_recovery_timeout=120
+    )
+    runs = []
+    for kind in (Breaker, LockedBreaker):
+        clock = FakeClock()
+        told: list[Transition] = []
+
+        def hook(
+            b: Breaker, old: CircuitState, new: CircuitState, told: list[Transition] = told
+        ) -> None:
+            told.append((old, new))
+
+        breaker = kind(
+            "api.example.com:443", policy, clock=clock, on_transition=hook, rng=random.Random(3)
+        )
+        runs.append((drive(breaker, clock), told))
+    assert runs[0] == runs[1]
+    assert runs[1][1] == [
+        (CLOSED, OPEN),
+        (OPEN, HALF_OPEN),
+        (HALF_OPEN, OPEN),
+        (OPEN, HALF_OPEN),
+        (HALF_OPEN, CLOSED),
+        (CLOSED, OPEN),
+        (OPEN, CLOSED),
+    ]
+
+
+def test_a_locked_breaker_counts_each_outcomes_duration(clock: FakeClock) -> None:
+    """Slow or not as reported; an outcome reported without a duration is not slow."""
+    breaker = LockedBreaker(
+        "api.example.com:443",
+        BreakerPolicy(failure_rate=1.0, minimum_calls=10, slow_call_duration=0.5),
+        clock=clock,
+    )
+    breaker.on_success(admit(breaker))
+    breaker.on_failure(admit(breaker))
+    assert breaker.snapshot()["window"] == {"calls": 2, "failures": 1, "slow_calls": 0}
+    breaker.on_success(admit(breaker), 0.7)
+    breaker.on_failure(admit(breaker), 0.5)
+    breaker.on_failure(admit(breaker), 0.4)
+    assert breaker.snapshot()["window"] == {"calls": 5, "failures": 3, "slow_calls": 2}
+
+
+def test_a_locked_breakers_hook_runs_outside_its_lock(clock: FakeClock) -> None:
+    """A hook may call back into the breaker (a listener reading a snapshot)."""
+    seen: list[tuple[str, str, str]] = []
+
+    def hook(breaker: Breaker, old: CircuitState, new: CircuitState) -> None:
+        seen.append((str(old), str(new), breaker.snapshot()["state"]))
+
+    breaker = LockedBreaker(
+        "api.example.com:443", BreakerPolicy(failure_threshold=1), clock=clock, on_transition=hook
+    )
+    breaker.on_failure(admit(breaker))
+    breaker.reset()
+    assert seen == [("closed", "open", "open"), ("open", "closed", "closed")]
+
+
+# -- construction ---------------------------------------------------------------------------
+
+
+def test_a_breaker_without_a_policy_uses_the_default_one(clock: FakeClock) -> None:
+    breaker = Breaker("api.example.com:443", clock=clock)
+    assert breaker.policy == BreakerPolicy()
+    fail(breaker, 4)
+    assert breaker.state is CLOSED
+    fail(breaker)
+    assert breaker.state is OPEN
+    assert breaker.retry_after == 30.0
+
+
+def test_the_backoff_jitters_with_its_own_randomness_when_given_none(clock: FakeClock) -> None:
+    breaker = make(clock, failure_threshold=1, recovery_timeout=10, max_recovery_timeout=100)
+    trip(breaker)
+    for _ in range(3):
+        clock.advance(breaker.retry_after)
+        breaker.on_failure(admit(breaker))  # the probe fails: the next period doubles
+    assert 10 <= breaker.retry_after <= 100
+    assert breaker.retry_after != 10
+
+
+def test_only_a_breaker_that_judges_slow_calls_needs_their_durations(clock: FakeClock) -> None:
+    assert make(clock, failure_rate=0.5, slow_call_duration=2.0).timed is True
+    assert make(clock, failure_rate=0.5).timed is False
+    assert make(clock).timed is False

@@ -143,6 +143,17 @@ def test_a_retry_at_a_bucket_edge_belongs_to_the_new_bucket() -> None:
     assert state.retries == 0
 
 
+def test_a_request_at_a_float_bucket_edge_never_empties_the_window() -> None:
+    """1.0 // 0.1 == 9.0: the bucket that ends at 1.0 is, in floats, still
+    the current one at 1.0. The roll there must keep what the window holds."""
+    state, _ = opened(RetryBudget(ratio=1.0, min_per_second=0.0, window=1), 0.5)
+    deposits(state, 0.5, 2)
+    state.deposit(1.0)
+    assert state.requests == 3
+    assert state.try_withdraw(1.0)
+    assert state.retries == 1
+
+
 def test_narrow_buckets_slide_too() -> None:
     state, _ = opened(RetryBudget(ratio=1.0, min_per_second=0.0, window=5), 0.25)  # 0.5 s buckets
     deposits(state, 0.25, 2)  # bucket 0

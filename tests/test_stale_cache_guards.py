@@ -251,14 +251,18 @@ def test_the_smallest_settings_are_valid() -> None:
         ({"max_entry_bytes": -1}, ValueError, "StaleCache.max_entry_bytes must be >= 1, got -1"),
         ({"max_total_bytes": 0}, ValueError, "StaleCache.max_total_bytes must be >= 1, got 0"),
         ({"max_entries": "5"}, TypeError, "StaleCache.max_entries must be an int, got '5'"),
-        ({"max_entry_bytes": True}, TypeError, "StaleCache.max_entry_bytes must be an int, got True"),
+        (
+            {"max_entry_bytes": True},
+            TypeError,
+            "StaleCache.max_entry_bytes must be an int, got True",
+        ),
         ({"max_total_bytes": 1.5}, TypeError, "StaleCache.max_total_bytes must be an int, got 1.5"),
         ({"max_age": 0}, ValueError, "StaleCache.max_age must be > 0, got 0"),
         ({"max_age": float("nan")}, ValueError, "StaleCache.max_age must be > 0, got nan"),
         ({"max_age": "60"}, TypeError, "StaleCache.max_age must be a number, got '60'"),
         ({"max_age": False}, TypeError, "StaleCache.max_age must be a number, got False"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_setting_is_refused_naming_it(
     kwargs: dict[str, object], error: type[Exception], message: str
 ) -> None:

@@ -160,6 +160,8 @@ async def test_a_hedge_goes_to_the_other_endpoint(
     [
         ({"endpoints": ("ftp://a.example.com",)}, "absolute http"),
         ({"endpoints": ("a.example.com",)}, "absolute http"),
+        ({"endpoints": ("http://127.0.0.1:99999",)}, "invalid port 99999"),
+        ({"endpoints": ("http://127.0.0.1:0",)}, "invalid port 0"),
         ({"endpoints": ("https://a.example.com/v1",)}, "no path"),
         ({"endpoints": ("https://user:pw@a.example.com",)}, "credentials"),
         ({"endpoints": ("https://a.example.com", "https://A.example.com:443")}, "twice"),
