@@ -1,4 +1,7 @@
-"""Half-open under concurrency, and cancellation, against a real server.
+"""Cancellation against a real server, on the async bindings only (httpx and
+httpx2, on asyncio and trio): a thread cannot be cancelled, so the sync ones
+have no such case. Half-open under concurrency runs on every binding in
+tests/contract/test_concurrency.py.
 
 Breaker time is a FakeClock; the real server's ``/gated`` route holds every
 request it receives until the test opens ``state.gate``, so "the probe is still
@@ -8,35 +11,40 @@ in flight" is a fact the test controls, not a timing guess.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import anyio
-import httpx
 import pytest
 
-from resilient_http import (
-    BreakerPolicy,
-    CircuitOpenError,
-    CircuitState,
-    Policy,
-    ResilientTransport,
-    RetryPolicy,
-)
+from resilient_http import CircuitState
 from resilient_http.testing import FakeClock
 
+from .bindings import BINDINGS, Binding
 from .server import LiveServer
 
 HANG_GUARD = 10.0
 RECOVERY = 10.0
-CALLERS = 50
 
 
-def resilient(clock: FakeClock, breaker: BreakerPolicy) -> ResilientTransport:
-    policy = Policy(breaker=breaker, retry=RetryPolicy(attempts=1))
-    return ResilientTransport(policy=policy, clock=clock, sleep=clock.sleep)
+@pytest.fixture(params=[b for b in BINDINGS if not b.sync], ids=str)
+def binding(request: pytest.FixtureRequest) -> Binding:
+    return request.param  # type: ignore[no-any-return]
 
 
-def client_for(transport: ResilientTransport) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(30.0))
+@pytest.fixture
+def anyio_backend(binding: Binding) -> tuple[str, dict[str, object]]:
+    """The binding's event loop."""
+    return (binding.backend, {"debug": True} if binding.backend == "asyncio" else {})
+
+
+def resilient(binding: Binding, clock: FakeClock, **breaker: Any) -> Any:
+    api = binding.api
+    policy = api.Policy(breaker=api.BreakerPolicy(**breaker), retry=api.RetryPolicy(attempts=1))
+    return binding.transport(policy=policy, clock=clock, sleep=clock.sleep)
+
+
+def client_for(binding: Binding, transport: Any) -> Any:
+    return binding.client(transport, timeout=binding.http.Timeout(30.0))
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -46,78 +54,26 @@ async def until(condition: Callable[[], bool]) -> None:
             await anyio.sleep(0.002)
 
 
-async def trip(client: httpx.AsyncClient, live: LiveServer, transport: ResilientTransport) -> None:
+async def trip(client: Any, live: LiveServer, transport: Any) -> None:
     response = await client.get(f"{live.url}/status/503")
     assert response.status_code == 503
     assert transport.breaker(live.url).state is CircuitState.OPEN
 
 
-@pytest.mark.parametrize("half_open_max_calls", [1, 3])
-async def test_half_open_lets_exactly_max_calls_through_out_of_50(
-    live: LiveServer, clock: FakeClock, half_open_max_calls: int
+async def test_cancelled_probe_gives_its_slot_back(
+    binding: Binding, live: LiveServer, clock: FakeClock
 ) -> None:
-    probes = half_open_max_calls
-    transport = resilient(
-        clock,
-        BreakerPolicy(failure_threshold=1, recovery_timeout=RECOVERY, half_open_max_calls=probes),
-    )
-    statuses: list[int] = []
-    rejections: list[CircuitOpenError] = []
-    all_rejected = anyio.Event()
-
-    async def caller(client: httpx.AsyncClient) -> None:
-        try:
-            response = await client.get(f"{live.url}/gated")
-        except CircuitOpenError as exc:
-            rejections.append(exc)
-            if len(rejections) == CALLERS - probes:
-                all_rejected.set()
-        else:
-            statuses.append(response.status_code)
-
-    try:
-        async with client_for(transport) as client:
-            await trip(client, live, transport)
-            clock.advance(RECOVERY + 0.5)
-            breaker = transport.breaker(live.url)
-
-            async with anyio.create_task_group() as tg:
-                for _ in range(CALLERS):
-                    tg.start_soon(caller, client)
-                # Every caller has had its answer from the breaker while the probes
-                # are still held by the server: nothing can have closed the circuit.
-                with anyio.fail_after(HANG_GUARD):
-                    await all_rejected.wait()
-                await until(lambda: live.state.hits["/gated"] == probes)
-                assert breaker.state is CircuitState.HALF_OPEN
-                assert breaker.probes_in_flight == probes
-                live.state.gate.set()
-
-            assert statuses == [200] * probes
-            assert len(rejections) == CALLERS - probes
-            # Rejected in half-open: a probe may go as soon as a slot frees up.
-            assert all(error.retry_after == 0.0 for error in rejections)
-            assert breaker.state is CircuitState.CLOSED
-
-            response = await client.get(f"{live.url}/status/200")
-            assert response.status_code == 200
-    finally:
-        live.state.gate.set()
-    assert live.state.hits["/gated"] == probes
-
-
-async def test_cancelled_probe_gives_its_slot_back(live: LiveServer, clock: FakeClock) -> None:
-    transport = resilient(clock, BreakerPolicy(failure_threshold=1, recovery_timeout=RECOVERY))
+    transport = resilient(binding, clock, failure_threshold=1, recovery_timeout=RECOVERY)
     finished = False
 
-    async def probe(client: httpx.AsyncClient, scope: anyio.CancelScope) -> None:
+    async def probe(client: Any, scope: anyio.CancelScope) -> None:
         nonlocal finished
         with scope:
             await client.get(f"{live.url}/gated")
             finished = True
 
     try:
-        async with client_for(transport) as client:
+        async with client_for(binding, transport) as client:
             await trip(client, live, transport)
             clock.advance(RECOVERY + 0.5)
             breaker = transport.breaker(live.url)
@@ -127,7 +83,7 @@ async def test_cancelled_probe_gives_its_slot_back(live: LiveServer, clock: Fake
                 tg.start_soon(probe, client, scope)
                 await until(lambda: live.state.hits["/gated"] == 1)
                 assert breaker.probes_in_flight == 1
-                with pytest.raises(CircuitOpenError):  # the only slot is taken
+                with pytest.raises(binding.api.CircuitOpenError):  # the only slot is taken
                     await client.get(f"{live.url}/status/200")
                 scope.cancel()
 
@@ -145,11 +101,11 @@ async def test_cancelled_probe_gives_its_slot_back(live: LiveServer, clock: Fake
 
 
 async def test_cancellation_while_closed_is_neither_success_nor_failure(
-    live: LiveServer, clock: FakeClock
+    binding: Binding, live: LiveServer, clock: FakeClock
 ) -> None:
-    transport = resilient(clock, BreakerPolicy(failure_threshold=2))
+    transport = resilient(binding, clock, failure_threshold=2)
 
-    async def cancelled_call(client: httpx.AsyncClient) -> None:
+    async def cancelled_call(client: Any) -> None:
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
 
@@ -160,7 +116,7 @@ async def test_cancellation_while_closed_is_neither_success_nor_failure(
                 await until(lambda: live.state.hits["/gated"] == 1)
                 scope.cancel()
 
-    async def cancelled_mid_body(client: httpx.AsyncClient) -> None:
+    async def cancelled_mid_body(client: Any) -> None:
         with anyio.CancelScope() as scope:
             async with client.stream("GET", f"{live.url}/sse-gated?n=2") as response:
                 lines = response.aiter_lines()
@@ -171,7 +127,7 @@ async def test_cancellation_while_closed_is_neither_success_nor_failure(
         assert scope.cancelled_caught
 
     try:
-        async with client_for(transport) as client:
+        async with client_for(binding, transport) as client:
             breaker = transport.breaker(live.url)
             assert (await client.get(f"{live.url}/status/503")).status_code == 503
             assert breaker.failure_count == 1

@@ -1,15 +1,17 @@
-"""A seeded chaos storm on real upstreams (tests/faults.py).
+"""A seeded chaos storm on real upstreams (tests/faults.py), on every binding.
 
 Waves of concurrent requests (GET, HEAD, PUT, DELETE, POST with and without
 ``Idempotency-Key``, replayable and streamed bodies) to several hosts with
 different policies (consecutive and rate mode, growing break time, bulkhead,
 deadline, fallback, stale cache), random faults and 5xx bursts, the breaker
-clock moving while calls are in flight, and about a third of the calls
-cancelled at a random moment. Afterwards:
+clock moving while calls are in flight, and, on the async bindings, about a
+third of the calls cancelled at a random moment (a thread cannot be cancelled:
+on the sync bindings every call runs to its end, each in a worker thread).
+Afterwards:
 
 - nothing unexpected was raised (only responses, rejections, timeouts, network
   and protocol errors, and cancellations), and no call starved for a connection;
-- every response the inner transport produced was closed (``CountingTransport``);
+- every response the inner transport produced was closed (``counting``);
 - no non-replayable request (POST without ``Idempotency-Key``, streamed body)
   reached an upstream twice;
 - every circuit opened for a period within its policy's bounds, no probe slot is
@@ -17,43 +19,47 @@ cancelled at a random moment. Afterwards:
 - a burst larger than the connection pool completes.
 
 The plan (hosts, methods, faults, read modes, cancel times, clock steps) comes
-from one seed, printed at the start: ``CHAOS_SEED=<seed> pytest tests/test_chaos.py``
-replays it (the interleaving of real IO may still differ).
+from one seed, printed at the start: ``CHAOS_SEED=<seed> pytest
+tests/contract/test_chaos.py`` replays it (the interleaving of real IO may
+still differ). The quick storm takes about a second per binding; the long one
+is marked slow.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import threading
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.lowlevel
-import httpx
+import anyio.to_thread
 import pytest
 import tenacity
 
 from resilient_http import (
     BreakerPolicy,
-    BulkheadFullError,
-    CircuitOpenError,
     CircuitState,
     Event,
     Policy,
-    ResilientTransport,
     RetryPolicy,
     StaleCache,
     StateChanged,
 )
 from resilient_http.testing import FakeClock
 
-from .faults import CountingTransport, FaultServer, closed_port, start_faults
+from ..bindings import Binding
+from ..faults import FaultServer, closed_port, start_faults
 
 # httpcore (trio backend) abandons a request body's async generator when sending it
 # is cancelled or the peer resets: trio reports it when collected. Bare httpx does
-# the same (not a resilient_http leak: responses are counted by CountingTransport).
+# the same (not a resilient_http leak: responses are counted by ``counting``).
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Exception ignored in. <async_generator object "
     "(ByteStream[.]__aiter__|AsyncIteratorByteStream[.]__aiter__|_body) "
@@ -61,7 +67,6 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 POOL = 6
-TIMEOUT = httpx.Timeout(2.0, read=0.2, pool=3.0)
 FALLBACK = "resilient_http.fallback"
 
 #: One policy per host: consecutive with several probes; rate mode with growing
@@ -140,7 +145,7 @@ class Call:
     key: bool
     streamed: bool
     mode: str  # read | stream-read | stream-close
-    cancel_after: float | None
+    cancel_after: float | None  # (the async bindings only)
 
     @property
     def once(self) -> bool:
@@ -173,6 +178,111 @@ class Storm:
         return self.outcomes["cancelled"]
 
 
+class SharedClock(FakeClock):
+    """A ``FakeClock`` that worker threads (retry waits) and the event loop
+    (the ticker) may advance at once without losing a step or going back."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        super().__init__(start)
+        self.lock = threading.Lock()
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            super().advance(seconds)
+
+
+# -- counting what the client side opens and closes, on any binding ----------------
+
+
+@dataclass
+class _Opened:
+    method: str
+    path: str
+    status: int
+    closed: bool = False
+
+
+class _CountingBody:
+    """Passes a response body through and notes when it is closed."""
+
+    def __init__(self, stream: Any, record: _Opened) -> None:
+        self.stream, self.record = stream, record
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.stream:
+            yield chunk
+
+    def close(self) -> None:
+        self.record.closed = True
+        self.stream.close()
+
+    async def aclose(self) -> None:
+        self.record.closed = True
+        await self.stream.aclose()
+
+
+class _Counting:
+    """An inner transport that counts every response it produced and whether it
+    was closed (by the caller, or by the resilient layer that dropped it)."""
+
+    def __init__(self, binding: Binding, inner: Any) -> None:
+        self.binding, self.inner = binding, inner
+        self.opened: list[_Opened] = []
+
+    def _counted(self, request: Any, response: Any) -> Any:
+        record = _Opened(request.method, request.url.path, response.status_code)
+        self.opened.append(record)
+        http = self.binding.http
+        base = http.SyncByteStream if self.binding.sync else http.AsyncByteStream
+        assert isinstance(response.stream, base)
+        response.stream = type("CountingBody", (_CountingBody, base), {})(response.stream, record)
+        return response
+
+    def handle_request(self, request: Any) -> Any:
+        return self._counted(request, self.inner.handle_request(request))
+
+    async def handle_async_request(self, request: Any) -> Any:
+        return self._counted(request, await self.inner.handle_async_request(request))
+
+    def unclosed(self) -> list[tuple[str, str, int]]:
+        return [(r.method, r.path, r.status) for r in self.opened if not r.closed]
+
+    def close(self) -> None:
+        self.inner.close()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def counting(binding: Binding, inner: Any) -> Any:
+    """A ``_Counting`` transport of the binding's kind over ``inner``."""
+    http = binding.http
+    base = http.BaseTransport if binding.sync else http.AsyncBaseTransport
+    return type("Counting", (_Counting, base), {})(binding, inner)
+
+
+@contextlib.asynccontextmanager
+async def threads_for(binding: Binding, calls: int) -> AsyncIterator[None]:
+    """On a sync binding, room for ``calls`` worker threads at once (anyio's
+    default limiter has 40), so a wave really is that many concurrent calls."""
+    if not binding.sync:
+        yield
+        return
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    before = limiter.total_tokens
+    limiter.total_tokens = max(before, calls)
+    try:
+        yield
+    finally:
+        limiter.total_tokens = before
+
+
+# -- the storm ---------------------------------------------------------------------
+
+
 @pytest.fixture(scope="module")
 def upstreams() -> Iterator[list[FaultServer]]:
     with start_faults() as a, start_faults() as b, start_faults() as c:
@@ -190,13 +300,24 @@ async def _body(size: int) -> AsyncIterator[bytes]:
         yield b"chunk;"
 
 
-async def send(client: httpx.AsyncClient, base: str, call: Call) -> str:
+def _sync_body(size: int) -> Iterator[bytes]:
+    for _ in range(size):
+        yield b"chunk;"
+
+
+def streamed_body(binding: Binding, size: int) -> AsyncIterator[bytes] | Iterator[bytes]:
+    """A body of unknown length, of the binding's kind: it cannot be replayed."""
+    return _sync_body(size) if binding.sync else _body(size)
+
+
+async def send(binding: Binding, client: Any, base: str, call: Call) -> str:
+    http, api = binding.http, binding.api
     headers = {"x-request-id": call.rid}
     if call.key:
         headers["idempotency-key"] = call.rid
-    content: bytes | AsyncIterator[bytes] | None = None
+    content: bytes | AsyncIterator[bytes] | Iterator[bytes] | None = None
     if call.method in ("POST", "PUT"):
-        content = _body(3) if call.streamed else b"payload"
+        content = streamed_body(binding, 3) if call.streamed else b"payload"
     url = base + call.path
     try:
         if call.mode == "read":
@@ -206,17 +327,17 @@ async def send(client: httpx.AsyncClient, base: str, call: Call) -> str:
                 if call.mode == "stream-read":
                     await r.aread()
                 response = r
-    except CircuitOpenError:
+    except api.CircuitOpenError:
         return "circuit_open"
-    except BulkheadFullError:
+    except api.BulkheadFullError:
         return "bulkhead_full"
-    except httpx.PoolTimeout:
+    except http.PoolTimeout:
         return "POOL_TIMEOUT"
-    except httpx.TimeoutException:
+    except http.TimeoutException:
         return "timeout"
-    except httpx.RemoteProtocolError:
+    except http.RemoteProtocolError:
         return "protocol_error"
-    except httpx.NetworkError:
+    except http.NetworkError:
         return "network_error"
     if FALLBACK in response.extensions:
         return "stale" if "age" in response.headers else "fallback"
@@ -224,44 +345,60 @@ async def send(client: httpx.AsyncClient, base: str, call: Call) -> str:
 
 
 async def run_storm(
-    storm: Storm, upstreams: list[FaultServer], refused: int, clock: FakeClock
+    binding: Binding,
+    storm: Storm,
+    upstreams: list[FaultServer],
+    refused: int,
+    clock: FakeClock,
 ) -> None:
+    http = binding.http
     rng = random.Random(storm.seed)
-    print(f"chaos storm: CHAOS_SEED={storm.seed} waves={storm.waves} per_wave={storm.per_wave}")
+    print(
+        f"chaos storm on {binding}: CHAOS_SEED={storm.seed} "
+        f"waves={storm.waves} per_wave={storm.per_wave}"
+    )
     for server in upstreams:
         server.reset()
     bases = [s.url for s in upstreams] + [f"http://127.0.0.1:{refused}"]
-    keys = [f"127.0.0.1:{httpx.URL(b).port}" for b in bases]
+    keys = [f"127.0.0.1:{http.URL(b).port}" for b in bases]
     events: list[Event] = []
 
     async def async_listener(event: Event) -> None:
         await anyio.lowlevel.checkpoint()  # cancellations may land while listeners drain
 
-    counting = CountingTransport(
-        httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=POOL, max_keepalive_connections=POOL)
-        )
+    def sync_listener(event: Event) -> None:
+        time.sleep(0)  # other threads run while listeners drain
+
+    inner = counting(
+        binding,
+        binding.inner_http(
+            limits=http.Limits(max_connections=POOL, max_keepalive_connections=POOL)
+        ),
     )
-    transport = ResilientTransport(
-        counting,
+    transport = binding.transport(
+        inner,
         hosts=dict(zip(keys, POLICIES, strict=True)),
-        listeners=[events.append, async_listener],
+        listeners=[events.append, sync_listener if binding.sync else async_listener],
         stale_cache=StaleCache(max_entries=16),
         max_hosts=2,  # fewer than the hosts: eviction runs during the storm
         clock=clock,
         sleep=clock.sleep,
         rng=random.Random(storm.seed),
     )
-    transport.fallback(keys[2], lambda request, error: httpx.Response(200, text="fallback"))
+    transport.fallback(keys[2], lambda request, error: binding.response(200, text="fallback"))
 
-    async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as client:
+    timeout = http.Timeout(2.0, read=0.2, pool=3.0)
+    async with (
+        threads_for(binding, max(storm.per_wave, 3 * POOL)),
+        binding.client(transport, timeout=timeout) as client,
+    ):
 
         async def one(call: Call) -> None:
             with anyio.CancelScope() as scope:
-                if call.cancel_after is not None:
+                if call.cancel_after is not None and not binding.sync:
                     scope.deadline = anyio.current_time() + call.cancel_after
                 try:
-                    outcome = await send(client, bases[call.host], call)
+                    outcome = await send(binding, client, bases[call.host], call)
                 except Exception as exc:  # anything else is a bug in the library
                     storm.unexpected.append(f"{call}: {exc!r}")
                     outcome = "UNEXPECTED"
@@ -288,10 +425,10 @@ async def run_storm(
             clock.advance(rng.uniform(0.0, 6.0))
 
         # -- the storm is over: what must hold -------------------------------------
-        context = f"(CHAOS_SEED={storm.seed})"
+        context = f"({binding}, CHAOS_SEED={storm.seed})"
         assert storm.unexpected == [], context
         assert storm.outcomes["POOL_TIMEOUT"] == 0, f"a call starved for a connection {context}"
-        assert counting.unclosed() == [], f"responses left open {context}"
+        assert inner.unclosed() == [], f"responses left open {context}"
         reached: Counter[str] = Counter()
         for server in upstreams:
             reached.update(server.request_ids)
@@ -331,10 +468,12 @@ async def run_storm(
             for i in range(3 * POOL):
                 tg.start_soon(get, bases[i % 3] + "/ok")
         assert statuses == [200] * 3 * POOL, context
-        assert counting.unclosed() == [], context
+        assert inner.unclosed() == [], context
 
     storm.outcomes["upstream_hits"] = sum(s.total_hits() for s in upstreams)
-    print(f"chaos storm {storm.seed}: {len(storm.calls)} calls, {dict(storm.outcomes)}")
+    print(
+        f"chaos storm {storm.seed} on {binding}: {len(storm.calls)} calls, {dict(storm.outcomes)}"
+    )
 
 
 def _seed() -> int:
@@ -342,17 +481,17 @@ def _seed() -> int:
     return int(env) if env else random.SystemRandom().randrange(2**32)
 
 
-async def test_chaos_storm(upstreams: list[FaultServer], refused: int, clock: FakeClock) -> None:
+async def test_chaos_storm(binding: Binding, upstreams: list[FaultServer], refused: int) -> None:
     storm = Storm(seed=_seed(), waves=4, per_wave=40)
-    await run_storm(storm, upstreams, refused, clock)
+    await run_storm(binding, storm, upstreams, refused, SharedClock())
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_long_chaos_storm(
-    upstreams: list[FaultServer], refused: int, clock: FakeClock
+    binding: Binding, upstreams: list[FaultServer], refused: int
 ) -> None:
     base = _seed()
     for n in range(4):
         storm = Storm(seed=base + n, waves=20, per_wave=60)
-        await run_storm(storm, upstreams, refused, FakeClock(clock() + 1000.0 * n))
+        await run_storm(binding, storm, upstreams, refused, SharedClock(1000.0 * n))
