@@ -19,6 +19,7 @@ import redis.asyncio
 import tenacity
 
 from resilient_http import (
+    BreakerEvicted,
     BreakerPolicy,
     BulkheadFullError,
     CircuitOpenError,
@@ -217,6 +218,97 @@ def test_a_slow_listener_holds_up_only_its_own_thread() -> None:
     release.set()
     stuck.join(5)
     assert not stuck.is_alive()
+
+
+def test_a_listener_blocked_on_an_eviction_holds_up_no_other_thread() -> None:
+    # Eviction events go out once the host map's lock is released: a listener
+    # that blocks on one holds up its own thread only, never another thread's
+    # brand-new host (which needs that lock).
+    release = threading.Event()
+    blocking = threading.Event()
+    evicted: list[str] = []
+    evictor: threading.Thread
+
+    def listener(event: Event) -> None:
+        if isinstance(event, BreakerEvicted):
+            evicted.append(event.host)
+            if threading.current_thread() is evictor:
+                blocking.set()
+                release.wait(5)
+
+    transport = SyncResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)),
+        policy=Policy(retry=NO_RETRY),
+        listeners=[listener],
+        max_hosts=2,
+    )
+    client = httpx.Client(transport=transport)
+    evictor_done: list[int] = []
+
+    def evict() -> None:  # the third host evicts the first, idle, one
+        for name in ("h1", "h2", "h3"):
+            evictor_done.append(client.get(f"https://{name}.example.com/").status_code)
+
+    evictor = threading.Thread(target=evict, daemon=True)
+    newcomer_done: list[object] = []
+    newcomer = threading.Thread(
+        target=lambda: newcomer_done.append(client.get("https://new.example.com/").status_code),
+        daemon=True,
+    )
+    try:
+        evictor.start()
+        assert blocking.wait(5), "no eviction reached the listener"
+        started = time.monotonic()
+        newcomer.start()
+        newcomer.join(1)
+        took = time.monotonic() - started
+        assert newcomer_done == [200], (
+            f"a call to a new host waited {took:.2f}s for a listener blocked in another thread"
+        )
+        assert evictor.is_alive()  # still inside its listener meanwhile
+    finally:
+        release.set()
+        evictor.join(5)
+        newcomer.join(5)
+    assert not evictor.is_alive()
+    assert not newcomer.is_alive()
+    assert evictor_done == [200, 200, 200]
+    assert "h1.example.com:443" in evicted
+
+
+def test_force_open_on_a_breaker_another_thread_evicted_still_holds() -> None:
+    # Between transport.breaker(host) and force_open(), another thread's new
+    # host evicts the (idle) breaker: the forcing must still reject that host.
+    hits = Counter[str]()
+    evicted: list[str] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        hits[request.url.host] += 1
+        return httpx.Response(200)
+
+    def listener(event: Event) -> None:
+        if isinstance(event, BreakerEvicted):
+            evicted.append(event.host)
+
+    transport = SyncResilientTransport(
+        httpx.MockTransport(upstream),
+        policy=Policy(retry=NO_RETRY),
+        listeners=[listener],
+        max_hosts=1,
+    )
+    client = httpx.Client(transport=transport)
+    breaker = transport.breaker("a.example")
+    other = threading.Thread(target=client.get, args=("https://b.example/",), daemon=True)
+    other.start()
+    other.join(5)
+    assert not other.is_alive()
+    assert evicted == ["a.example:443"]  # the breaker we hold is no longer the map's
+    breaker.force_open()
+    with pytest.raises(CircuitOpenError):
+        client.get("https://a.example/")
+    assert hits["a.example"] == 0
+    assert transport.breaker("a.example") is breaker
+    assert transport.snapshot()["a.example:443"]["state"] == "open"
 
 
 def test_a_flood_of_hosts_from_threads_stays_bounded() -> None:
