@@ -28,27 +28,40 @@ class _Entry:
     vary: tuple[tuple[str, str | None], ...]
 
 
-def _directives(values: list[str]) -> set[str]:
+def _directives(values: list[bytes]) -> set[bytes]:
     """The directive names of ``Cache-Control`` header values."""
-    return {part.strip().split("=", 1)[0].lower() for value in values for part in value.split(",")}
+    return {
+        part.strip().split(b"=", 1)[0].lower() for value in values for part in value.split(b",")
+    }
 
 
 #: Request headers that forbid storing (private answers, or a part of the resource).
-_PRIVATE_REQUEST = frozenset({"authorization", "cookie", "range"})
+_PRIVATE_REQUEST = frozenset({b"authorization", b"cookie", b"range"})
 
 
-def _by_name(headers: Headers, names: frozenset[str]) -> dict[str, list[str]]:
-    """The values of the named headers, in one pass (each ``headers[name]``
-    lookup would scan and decode the whole list again)."""
-    found: dict[str, list[str]] = {}
-    for name, value in headers.multi_items():
+def _by_name(headers: Headers, names: frozenset[bytes]) -> dict[bytes, list[bytes]]:
+    """The raw values of the named headers (lower-case names), in one pass over
+    the bytes httpx holds: nothing decoded, no list built, and each
+    ``headers[name]`` lookup would scan and decode the whole list again."""
+    found: dict[bytes, list[bytes]] = {}
+    for _, name, value in _lowered(headers):
         if name in names:
             found.setdefault(name, []).append(value)
     return found
 
 
-_REQUEST_NAMES = _PRIVATE_REQUEST | {"cache-control"}
-_RESPONSE_NAMES = frozenset({"set-cookie", "vary", "cache-control", "content-length"})
+def _lowered(headers: Headers) -> list[tuple[bytes, bytes, bytes]]:
+    """``(raw name, lower-case name, value)`` for each header: httpx's (and
+    httpx2's) own list when it holds one, else built from ``raw``."""
+    held = getattr(headers, "_list", None)
+    if isinstance(held, list):
+        return held
+    return [(name, name.lower(), value) for name, value in headers.raw]
+
+
+_REQUEST_NAMES = _PRIVATE_REQUEST | {b"cache-control"}
+_RESPONSE_NAMES = frozenset({b"set-cookie", b"vary", b"cache-control", b"content-length"})
+_VARY = frozenset({b"vary"})
 
 
 class StaleCache:
@@ -123,24 +136,25 @@ class StaleCache:
         asked = _by_name(request.headers, _REQUEST_NAMES)
         if not _PRIVATE_REQUEST.isdisjoint(asked):
             return False  # private (Authorization, Cookie) or partial (Range)
-        if "no-store" in _directives(asked.get("cache-control", [])):
+        if b"no-store" in _directives(asked.get(b"cache-control", [])):
             return False
         answered = _by_name(response.headers, _RESPONSE_NAMES)
-        if "set-cookie" in answered or any("*" in v for v in answered.get("vary", ())):
+        if b"set-cookie" in answered or any(b"*" in v for v in answered.get(b"vary", ())):
             return False
-        directives = _directives(answered.get("cache-control", []))
-        if "no-store" in directives or "private" in directives:
+        directives = _directives(answered.get(b"cache-control", []))
+        if b"no-store" in directives or b"private" in directives:
             return False
-        lengths = answered.get("content-length", [])
+        lengths = answered.get(b"content-length", [])
         return not any(n.isdigit() and int(n) > self.max_entry_bytes for n in lengths)
 
     def store(self, request: Request, response: Response, body: bytes, now: float) -> None:
         if len(body) > self.max_entry_bytes:
             return
+        varied = _by_name(response.headers, _VARY).get(b"vary", ())
         vary = tuple(
             (name, request.headers.get(name))
-            for value in response.headers.get_list("vary")
-            for name in (part.strip().lower() for part in value.split(","))
+            for value in varied
+            for name in (part.strip().lower().decode("latin-1") for part in value.split(b","))
             if name
         )
         key = self._key(request.url)

@@ -129,6 +129,13 @@ _owed: contextvars.ContextVar[list[Awaitable[object]] | None] = contextvars.Cont
 _background: set[asyncio.Task[None]] = set()
 
 
+def is_async_callable(fn: object) -> bool:
+    """An ``async def`` function, or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 (the method, not callable())
+    )
+
+
 class Emitter:
     """Calls listeners and collects what async listeners return.
 
@@ -140,7 +147,7 @@ class Emitter:
     charged to anybody: they run in the background (``run_detached``).
     """
 
-    __slots__ = ("listeners",)
+    __slots__ = ("listeners", "owing")
 
     def __init__(self, listeners: Iterable[Listener | Callable[[Event], object]]) -> None:
         listeners = tuple(listeners)
@@ -148,6 +155,9 @@ class Emitter:
             if not callable(listener):
                 raise TypeError(f"listeners must be callables, got {listener!r}")
         self.listeners: tuple[Callable[[Event], object], ...] = listeners
+        # Is any listener ``async def``? Only then does a call collect what it
+        # owes (anything else a listener returns to await runs in the background).
+        self.owing = any(is_async_callable(listener) for listener in listeners)
 
     def emit(self, event: Event) -> None:
         for listener in self.listeners:
