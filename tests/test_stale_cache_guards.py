@@ -269,3 +269,45 @@ def test_a_bad_setting_is_refused_naming_it(
     with pytest.raises(error) as raised:
         StaleCache(**kwargs)  # type: ignore[arg-type]
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[], [("cache-control", "max-age=60")], [("vary", "accept")]],
+    ids=["alone", "with cache-control", "with vary"],
+)
+def test_any_content_length_over_the_limit_forbids_storing(extra: list[tuple[str, str]]) -> None:
+    """Every announced length counts, the first as much as the last, whatever
+    other headers the answer carries."""
+    headers = [("content-length", "999999"), ("content-length", "4"), *extra]
+    answer = httpx.Response(200, headers=headers, content=b"body")
+    assert not StaleCache(max_entry_bytes=1000).storable(get(), answer)
+    assert StaleCache(max_entry_bytes=1000).storable(get(), ok(**dict(extra)))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("Authorization", "Bearer x"), ("COOKIE", "a=1"), ("Range", "bytes=0-1")],
+)
+def test_request_header_names_are_matched_in_any_case(name: str, value: str) -> None:
+    request = httpx.Request("GET", URL, headers=[("accept", "*/*"), (name, value)])
+    assert not StaleCache().storable(request, ok())
+
+
+def test_the_cache_reads_headers_it_cannot_see_inside_as_httpx_gives_them() -> None:
+    """Headers that do not keep httpx's own list (another library's) are read
+    through their public ``raw``: the same verdicts."""
+
+    class Opaque:
+        def __init__(self, headers: httpx.Headers) -> None:
+            self.raw = headers.raw
+
+    private = get(authorization="Bearer x")
+    private.headers = Opaque(private.headers)  # type: ignore[assignment]
+    assert not StaleCache().storable(private, ok())
+    answer = ok(**{"set-cookie": "a=1"})
+    answer.headers = Opaque(answer.headers)  # type: ignore[assignment]
+    assert not StaleCache().storable(get(), answer)
+    plain = ok()
+    plain.headers = Opaque(plain.headers)  # type: ignore[assignment]
+    assert StaleCache().storable(get(), plain)

@@ -138,8 +138,10 @@ async def send_by(
     take a cancellation back) it is a cancel scope."""
     if deadline == math.inf:
         return await transport.handle_async_request(request)
-    left = max(0.0, deadline - clock())
-    cut = _Cut.start(left)
+    left = deadline - clock()
+    if left < 0.0:
+        left = 0.0
+    cut = _cut(left)
     if cut is None:
         with anyio.move_on_after(left):
             return await transport.handle_async_request(request)
@@ -153,7 +155,31 @@ async def send_by(
             ) from None
         raise
     finally:
-        cut.end()
+        cut.deadlines.cuts.pop(cut, None)  # never to fire now (if it has not)
+        if cut.fired:  # it fired, yet the attempt ended: take the cancellation back
+            cut.taken_back()
+
+
+def _cut(seconds: float) -> _Cut | None:
+    """A cut of the running task ``seconds`` from now, or ``None`` where a
+    cancellation cannot be taken back (trio; asyncio before 3.11)."""
+    if not _UNCANCEL:
+        return None
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio
+        return None
+    task = asyncio.current_task(loop)
+    if task is None:
+        return None
+    deadlines = _Deadlines.last
+    if deadlines is None or deadlines.loop is not loop:
+        deadlines = _Deadlines.of(loop)
+    cut = _Cut(deadlines, task, loop.time() + seconds)
+    deadlines.cuts[cut] = None
+    if cut.when < deadlines.armed:
+        deadlines.arm(cut.when)
+    return cut
 
 
 class _Cut:
@@ -171,24 +197,6 @@ class _Cut:
         self.cancelling: int = task.cancelling()  # cancellations pending before ours
         self.fired = self.settled = False
 
-    @classmethod
-    def start(cls, seconds: float) -> _Cut | None:
-        """A cut of the running task ``seconds`` from now, or ``None`` where
-        a cancellation cannot be taken back (trio; asyncio before 3.11)."""
-        if not _UNCANCEL:
-            return None
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not asyncio
-            return None
-        task = asyncio.current_task(loop)
-        if task is None:
-            return None
-        deadlines = _Deadlines.of(loop)
-        cut = cls(deadlines, task, loop.time() + seconds)
-        deadlines.add(cut)
-        return cut
-
     def fire(self) -> None:
         self.fired = True
         self.task.cancel()
@@ -200,13 +208,6 @@ class _Cut:
             return False
         self.settled = True
         return bool(self.task.uncancel() <= self.cancelling)
-
-    def end(self) -> None:
-        """The attempt is over: never fire, or take back a cancellation that
-        fired but did not end the attempt."""
-        self.deadlines.cuts.pop(self, None)
-        if self.fired:
-            self.taken_back()
 
 
 _UNCANCEL = hasattr(asyncio.Task, "uncancel")
@@ -222,7 +223,7 @@ class _Deadlines:
     _of: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines]] = (
         weakref.WeakKeyDictionary()
     )
-    _last: ClassVar[_Deadlines | None] = None
+    last: ClassVar[_Deadlines | None] = None  # the table used last (one loop, usually)
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -232,21 +233,13 @@ class _Deadlines:
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> _Deadlines:
-        last = cls._last
-        if last is not None and last.loop is loop:
-            return last
         found = cls._of.get(loop)
         if found is None:
             found = cls._of[loop] = cls(loop)
-        cls._last = found
+        cls.last = found
         return found
 
-    def add(self, cut: _Cut) -> None:
-        self.cuts[cut] = None
-        if cut.when < self.armed:
-            self._arm(cut.when)
-
-    def _arm(self, when: float) -> None:
+    def arm(self, when: float) -> None:
         if self.timer is not None:
             self.timer.cancel()
         self.armed = when
@@ -263,7 +256,7 @@ class _Deadlines:
             elif cut.when < soonest:
                 soonest = cut.when
         if soonest < math.inf:
-            self._arm(soonest)
+            self.arm(soonest)
 
 
 async def race(

@@ -160,6 +160,16 @@ def _outgoing(request: httpx2.Request, host: Host) -> httpx2.Request:
     )
 
 
+def _as_sent(response: httpx2.Response) -> bytes:
+    """An in-memory body as it was sent: ``content`` is decoded, and the
+    headers a stale answer repeats may say gzip."""
+    stream = response.stream
+    if isinstance(stream, httpx2.ByteStream):
+        held = getattr(stream, "_stream", None)  # the bytes it was made of
+        return held if isinstance(held, bytes) else b"".join(stream)
+    return response.content
+
+
 def _host_snapshot(host: Host) -> dict[str, Any]:
     if host.group is not None and host.endpoint is None:  # a logical host
         return host.group.snapshot()
@@ -485,7 +495,11 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
         """The call, in the bulkhead slot it holds: the slot is the call's until
         its body ends (read, closed or failed)."""
         try:
-            response = self._call(request, host, retry, ticket)
+            response = (
+                self._first(request, host, retry, ticket)
+                if self._store is None  # (nothing for ``_call`` to ask first)
+                else self._call(request, host, retry, ticket)
+            )
         except BaseException:
             slot.release()
             raise
@@ -511,10 +525,20 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
             budget.deposit(started)
         body = request.stream  # before an inner transport can buffer and replace it
         deadline = math.inf if retry.deadline is None else started + retry.deadline
-        hedged = host.hedge is not None and isinstance(body, httpx2.ByteStream)
-        ticket, outcome = self._attempt(
-            request, host, ticket, deadline, hedged and is_idempotent(request, retry)
-        )
+        outcome: httpx2.Response | BaseException
+        if host.hedge is not None and isinstance(body, httpx2.ByteStream):
+            hedged = is_idempotent(request, retry)
+            ticket, outcome = self._attempt(request, host, ticket, deadline, hedged)
+        else:
+            try:  # (the most common attempt, without the ``_attempt`` frame)
+                if deadline == math.inf and host.endpoint is None:
+                    outcome = self._inner.handle_request(request)
+                else:
+                    outcome = _io.send_by(
+                        self._inner, _outgoing(request, host), self._clock, deadline
+                    )
+            except BaseException as exc:
+                outcome = exc
         if (
             isinstance(outcome, httpx2.Response)
             and outcome.status_code not in host.unusual_statuses
@@ -882,14 +906,10 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
         cache = self._stale_cache
         capture = cache is not None and cache.storable(request, response)
         if response.is_closed or not isinstance(stream, httpx2.SyncByteStream):
-            duration = self._clock() - started
-            self._record(request, host, ticket, "success", duration, response.status_code)
+            now = self._clock()
+            self._record(request, host, ticket, "success", now - started, response.status_code)
             if capture and cache is not None and hasattr(response, "_content"):
-                # the bytes as sent (``content`` is decoded; the headers may say gzip)
-                raw = b"".join(stream) if isinstance(stream, httpx2.ByteStream) else None
-                cache.store(
-                    request, response, response.content if raw is None else raw, self._clock()
-                )
+                cache.store(request, response, _as_sent(response), now)
             return response
         if ticket.probe:  # probes are judged on the status line
             duration = self._clock() - started
