@@ -170,34 +170,51 @@ class StaleCache:
 
     def storable(self, request: Request, response: Response) -> bool:
         """May this response be remembered? Checked on the status line."""
+        return self._verdict(request, response) is not False
+
+    def keep(self, request: Request, response: Response, body: bytes, now: float) -> None:
+        """Remember an answer whose body is already in memory, if it may be:
+        ``storable`` and ``store`` in one pass over its headers."""
+        verdict = self._verdict(request, response)
+        if verdict is not False:
+            self._put(request, response, body, now, verdict is None)
+
+    def store(self, request: Request, response: Response, body: bytes, now: float) -> None:
+        """Remember an answer found ``storable`` on its status line, now that its
+        body has arrived in full."""
+        self._put(request, response, body, now, True)
+
+    def _verdict(self, request: Request, response: Response) -> bool | None:
+        """``False``: not to be stored. ``True``: storable, and the answer names
+        none of ``Set-Cookie``, ``Vary``, ``Cache-Control`` (most do not).
+        ``None``: storable, and it names some of them."""
         status = response.status_code
         if request.method != "GET" or not 200 <= status < 300 or status == 206:
             return False  # 206: a part of the resource must never answer for the whole
-        return _request_allows(request) and self._response_allows(response)
-
-    def _response_allows(self, response: Response) -> bool:
+        if not _request_allows(request):
+            return False
         limit = self.max_entry_bytes
         for _, name, value in _held(response.headers):
             if name == b"content-length":
                 if value.isdigit() and int(value) > limit:
                     return False
-            elif name in _RESPONSE_NAMES:  # (most answers name none of them)
-                return _marked_storable(response) and self._fits(response)
+            elif name in _RESPONSE_NAMES:
+                return None if _marked_storable(response) and self._fits(response) else False
         return True
 
     def _fits(self, response: Response) -> bool:
         lengths = _by_name(response.headers, _CONTENT_LENGTH).get(b"content-length", ())
         return not any(n.isdigit() and int(n) > self.max_entry_bytes for n in lengths)
 
-    def store(self, request: Request, response: Response, body: bytes, now: float) -> None:
+    def _put(
+        self, request: Request, response: Response, body: bytes, now: float, marked: bool
+    ) -> None:
+        """Store the entry (``marked``: the answer may carry a ``Vary`` header)."""
         size = len(body)
         if size > self.max_entry_bytes:
             return
-        vary: tuple[tuple[str, str | None], ...] = ()
-        for _, name, _ in _held(response.headers):
-            if name == b"vary":
-                vary = _varied(request, _by_name(response.headers, _VARY)[b"vary"])
-                break
+        varied = _by_name(response.headers, _VARY) if marked else None
+        vary = _varied(request, varied[b"vary"]) if varied else ()
         entries = self._entries
         key = self._key(request.url)
         old = entries.pop(key, None)

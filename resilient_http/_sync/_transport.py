@@ -902,13 +902,13 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
         judged when their body ends, without buffering anything."""
         stream = response.stream
         cache = self._stale_cache
-        capture = cache is not None and cache.storable(request, response)
         if response.is_closed or not isinstance(stream, httpx.SyncByteStream):
             now = self._clock()
             self._record(request, host, ticket, "success", now - started, response.status_code)
-            if capture and cache is not None and hasattr(response, "_content"):
-                cache.store(request, response, _as_sent(response), now)
+            if cache is not None and hasattr(response, "_content"):
+                cache.keep(request, response, _as_sent(response), now)
             return response
+        capture = cache is not None and cache.storable(request, response)
         if ticket.probe:  # probes are judged on the status line
             duration = self._clock() - started
             self._record(request, host, ticket, "success", duration, response.status_code)
