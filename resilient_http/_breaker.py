@@ -99,7 +99,8 @@ class _Window:
         return epoch % self.BUCKETS
 
     def add(self, now: float, failed: bool, slow: bool) -> None:
-        i = self._roll(now)
+        epoch = int(now // self._width)
+        i = epoch % self.BUCKETS if epoch == self._epoch else self._roll(now)
         self._calls[i] += 1
         self.calls += 1
         if failed:
@@ -108,10 +109,6 @@ class _Window:
         if slow:
             self._slow[i] += 1
             self.slow += 1
-
-    def totals(self, now: float) -> tuple[int, int, int]:
-        self._roll(now)
-        return self.calls, self.failures, self.slow
 
     def totals_at(self, now: float) -> tuple[int, int, int]:
         """The totals as of ``now`` without rolling the buckets (a read changes nothing)."""
@@ -358,13 +355,11 @@ class Breaker:
         """Rate mode: add one finished call to the window, then judge it."""
         assert self._window is not None
         slow = self._slow_after is not None and duration >= self._slow_after
-        self._window.add(self._clock(), failed, slow)
-        self._check_rates()
-
-    def _check_rates(self) -> None:
         window = self._window
-        assert window is not None
-        calls, failures, slow = window.totals(self._clock())
+        window.add(self._clock(), failed, slow)  # rolled to now: its totals are current
+        self._check_rates(window.calls, window.failures, window.slow)
+
+    def _check_rates(self, calls: int, failures: int, slow: int) -> None:
         policy = self.policy
         if calls < policy.minimum_calls or self._forced is not None:
             return

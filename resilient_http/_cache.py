@@ -16,7 +16,7 @@ __all__ = ["StaleCache"]
 
 
 #: A URL as the cache tells them apart: scheme, userinfo, host, port, path+query.
-_Key = tuple[str, bytes, bytes, "int | None", bytes]
+_Key = tuple[object, ...]
 
 
 @dataclass(slots=True)
@@ -28,27 +28,78 @@ class _Entry:
     vary: tuple[tuple[str, str | None], ...]
 
 
-def _directives(values: list[str]) -> set[str]:
+def _directives(values: list[bytes]) -> set[bytes]:
     """The directive names of ``Cache-Control`` header values."""
-    return {part.strip().split("=", 1)[0].lower() for value in values for part in value.split(",")}
+    return {
+        part.strip().split(b"=", 1)[0].lower() for value in values for part in value.split(b",")
+    }
 
 
 #: Request headers that forbid storing (private answers, or a part of the resource).
-_PRIVATE_REQUEST = frozenset({"authorization", "cookie", "range"})
+_PRIVATE_REQUEST = frozenset({b"authorization", b"cookie", b"range"})
 
 
-def _by_name(headers: Headers, names: frozenset[str]) -> dict[str, list[str]]:
-    """The values of the named headers, in one pass (each ``headers[name]``
-    lookup would scan and decode the whole list again)."""
-    found: dict[str, list[str]] = {}
-    for name, value in headers.multi_items():
+def _held(headers: Headers) -> list[tuple[bytes, bytes, bytes]]:
+    """``(raw name, lower-case name, value)`` per header: httpx's (and httpx2's)
+    own list when it holds one, else built from ``raw``."""
+    held = getattr(headers, "_list", None)
+    if isinstance(held, list):
+        return held
+    return [(name, name.lower(), value) for name, value in headers.raw]
+
+
+def _by_name(headers: Headers, names: frozenset[bytes]) -> dict[bytes, list[bytes]]:
+    """The raw values of the named headers (lower-case names), in one pass over
+    the bytes httpx holds: nothing decoded (each ``headers[name]`` lookup would
+    scan and decode the whole list again)."""
+    found: dict[bytes, list[bytes]] = {}
+    for _, name, value in _held(headers):
         if name in names:
             found.setdefault(name, []).append(value)
     return found
 
 
-_REQUEST_NAMES = _PRIVATE_REQUEST | {"cache-control"}
-_RESPONSE_NAMES = frozenset({"set-cookie", "vary", "cache-control", "content-length"})
+_REQUEST_NAMES = _PRIVATE_REQUEST | {b"cache-control"}
+#: ``Cache-Control`` directives of a response that forbid storing it.
+_FORBID_STORING = frozenset({b"no-store", b"private"})
+#: Response headers that may forbid storing, besides ``Content-Length``.
+_RESPONSE_NAMES = frozenset({b"set-cookie", b"vary", b"cache-control"})
+_VARY = frozenset({b"vary"})
+_CONTENT_LENGTH = frozenset({b"content-length"})
+
+
+def _request_allows(request: Request) -> bool:
+    for _, name, _ in _held(request.headers):
+        if name in _REQUEST_NAMES:
+            break
+    else:
+        return True  # (most requests: nothing more to read)
+    asked = _by_name(request.headers, _REQUEST_NAMES)
+    if not _PRIVATE_REQUEST.isdisjoint(asked):
+        return False  # private (Authorization, Cookie) or partial (Range)
+    return b"no-store" not in _directives(asked.get(b"cache-control", []))
+
+
+def _marked_storable(response: Response) -> bool:
+    """Do the response's ``Set-Cookie``, ``Vary`` and ``Cache-Control`` allow storing it?"""
+    answered = _by_name(response.headers, _RESPONSE_NAMES)
+    if b"set-cookie" in answered:
+        return False
+    for value in answered.get(b"vary", ()):
+        if b"*" in value:
+            return False
+    control = answered.get(b"cache-control")
+    return control is None or _FORBID_STORING.isdisjoint(_directives(control))
+
+
+def _varied(request: Request, values: list[bytes]) -> tuple[tuple[str, str | None], ...]:
+    """The request's values of the headers a response varies on."""
+    return tuple(
+        (name, request.headers.get(name))
+        for value in values
+        for name in (part.strip().lower().decode("latin-1") for part in value.split(b","))
+        if name
+    )
 
 
 class StaleCache:
@@ -112,47 +163,73 @@ class StaleCache:
     def _key(url: URL) -> _Key:
         # the URL's parts as httpx already holds them (no re-parsing); the
         # fragment is not among them, userinfo is kept apart
+        parts = getattr(url, "_uri_reference", None)  # httpx's and httpx2's parse
+        if isinstance(parts, tuple) and len(parts) == 7:
+            return parts[:6]  # scheme, userinfo, host, port, path, query
         return (url.scheme, url.userinfo, url.raw_host, url.port, url.raw_path)
 
     def storable(self, request: Request, response: Response) -> bool:
         """May this response be remembered? Checked on the status line."""
-        if request.method != "GET" or not 200 <= response.status_code < 300:
-            return False
-        if response.status_code == 206:
-            return False  # a part of the resource must never answer for the whole
-        asked = _by_name(request.headers, _REQUEST_NAMES)
-        if not _PRIVATE_REQUEST.isdisjoint(asked):
-            return False  # private (Authorization, Cookie) or partial (Range)
-        if "no-store" in _directives(asked.get("cache-control", [])):
-            return False
-        answered = _by_name(response.headers, _RESPONSE_NAMES)
-        if "set-cookie" in answered or any("*" in v for v in answered.get("vary", ())):
-            return False
-        directives = _directives(answered.get("cache-control", []))
-        if "no-store" in directives or "private" in directives:
-            return False
-        lengths = answered.get("content-length", [])
-        return not any(n.isdigit() and int(n) > self.max_entry_bytes for n in lengths)
+        return self._verdict(request, response) is not False
+
+    def keep(self, request: Request, response: Response, body: bytes, now: float) -> None:
+        """Remember an answer whose body is already in memory, if it may be:
+        ``storable`` and ``store`` in one pass over its headers."""
+        verdict = self._verdict(request, response)
+        if verdict is not False:
+            self._put(request, response, body, now, verdict is None)
 
     def store(self, request: Request, response: Response, body: bytes, now: float) -> None:
-        if len(body) > self.max_entry_bytes:
+        """Remember an answer found ``storable`` on its status line, now that its
+        body has arrived in full."""
+        self._put(request, response, body, now, True)
+
+    def _verdict(self, request: Request, response: Response) -> bool | None:
+        """``False``: not to be stored. ``True``: storable, and the answer names
+        none of ``Set-Cookie``, ``Vary``, ``Cache-Control`` (most do not).
+        ``None``: storable, and it names some of them."""
+        status = response.status_code
+        if request.method != "GET" or not 200 <= status < 300 or status == 206:
+            return False  # 206: a part of the resource must never answer for the whole
+        if not _request_allows(request):
+            return False
+        limit = self.max_entry_bytes
+        for _, name, value in _held(response.headers):
+            if name == b"content-length":
+                if value.isdigit() and int(value) > limit:
+                    return False
+            elif name in _RESPONSE_NAMES:
+                return None if _marked_storable(response) and self._fits(response) else False
+        return True
+
+    def _fits(self, response: Response) -> bool:
+        lengths = _by_name(response.headers, _CONTENT_LENGTH).get(b"content-length", ())
+        return not any(n.isdigit() and int(n) > self.max_entry_bytes for n in lengths)
+
+    def _put(
+        self, request: Request, response: Response, body: bytes, now: float, marked: bool
+    ) -> None:
+        """Store the entry (``marked``: the answer may carry a ``Vary`` header)."""
+        size = len(body)
+        if size > self.max_entry_bytes:
             return
-        vary = tuple(
-            (name, request.headers.get(name))
-            for value in response.headers.get_list("vary")
-            for name in (part.strip().lower() for part in value.split(","))
-            if name
-        )
+        varied = _by_name(response.headers, _VARY) if marked else None
+        vary = _varied(request, varied[b"vary"]) if varied else ()
+        entries = self._entries
         key = self._key(request.url)
-        old = self._entries.pop(key, None)
+        old = entries.pop(key, None)
         if old is not None:
-            self._bytes -= len(old.body)
-        self._entries[key] = _Entry(response.status_code, response.headers, body, now, vary)
-        self._bytes += len(body)
-        while self._entries and (
-            len(self._entries) > self.max_entries or self._bytes > self.max_total_bytes
-        ):
-            _, evicted = self._entries.popitem(last=False)
+            size -= len(old.body)
+        entries[key] = _Entry(response.status_code, response.headers, body, now, vary)
+        self._bytes += size
+        if len(entries) > self.max_entries or self._bytes > self.max_total_bytes:
+            self._shrink()
+
+    def _shrink(self) -> None:
+        """Drop the least recently stored entries until within both bounds."""
+        entries = self._entries
+        while entries and (len(entries) > self.max_entries or self._bytes > self.max_total_bytes):
+            _, evicted = entries.popitem(last=False)
             self._bytes -= len(evicted.body)
 
     def lookup(self, request: httpx.Request, now: float) -> httpx.Response | None:

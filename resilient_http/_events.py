@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import inspect
 import logging
 import math
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ._breaker import CircuitState
 from ._outcomes import Outcome
@@ -36,6 +37,27 @@ __all__ = [
 
 logger = logging.getLogger("resilient_http")
 
+E = TypeVar("E", bound=type)
+
+
+def _filled_by_slots(cls: E) -> E:
+    """Give a frozen, slotted event dataclass a constructor that fills each slot
+    through its own descriptor. The one ``dataclass`` writes calls
+    ``object.__setattr__`` per field (to get past ``frozen``), about twice as
+    slow, and an event is built for every attempt when anyone listens. The
+    signature, ``fields()``, ``repr``, equality, hashing and frozenness are
+    unchanged (a later assignment still raises ``FrozenInstanceError``)."""
+    names = [field.name for field in dataclasses.fields(cls)]
+    setters = {f"_set_{name}": getattr(cls, name).__set__ for name in names}
+    lines = [f"def __init__(self, {', '.join(names)}):"]
+    lines += [f"    _set_{name}(self, {name})" for name in names]
+    namespace: dict[str, Any] = {}
+    exec("\n".join(lines), setters, namespace)  # (names from fields() only)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    setattr(cls, "__init__", init)  # noqa: B010 (mypy forbids assigning a class's __init__)
+    return cls
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -44,6 +66,7 @@ class Event:
     host: str
 
 
+@_filled_by_slots
 @dataclass(frozen=True, slots=True)
 class StateChanged(Event):
     """A circuit moved from ``old`` to ``new``; ``retry_after`` is set when it opened."""
@@ -53,6 +76,7 @@ class StateChanged(Event):
     retry_after: float
 
 
+@_filled_by_slots
 @dataclass(frozen=True, slots=True)
 class AttemptFinished(Event):
     """One attempt reached a verdict: ``outcome`` is ``success``, ``failure`` or ``ignored``
@@ -66,6 +90,7 @@ class AttemptFinished(Event):
     error: str | None
 
 
+@_filled_by_slots
 @dataclass(frozen=True, slots=True)
 class RetryScheduled(Event):
     """Attempt ``attempt`` failed with ``reason``; the next one starts in ``wait`` seconds."""
@@ -76,6 +101,7 @@ class RetryScheduled(Event):
     reason: str
 
 
+@_filled_by_slots
 @dataclass(frozen=True, slots=True)
 class CallRejected(Event):
     """A call was rejected without touching the network (``reason``: ``circuit_open``,
@@ -86,6 +112,7 @@ class CallRejected(Event):
     retry_after: float
 
 
+@_filled_by_slots
 @dataclass(frozen=True, slots=True)
 class FallbackServed(Event):
     """A rejected call was answered by a fallback (``source``: ``stale_cache`` or
@@ -96,6 +123,7 @@ class FallbackServed(Event):
     source: str
 
 
+@_filled_by_slots
 @dataclass(frozen=True, slots=True)
 class Hedged(Event):
     """A call sent ``hedges`` extra attempts because its first had not answered in
@@ -108,6 +136,7 @@ class Hedged(Event):
     winner: int
 
 
+@_filled_by_slots
 @dataclass(frozen=True, slots=True)
 class BreakerEvicted(Event):
     """An idle closed breaker left the bounded breaker map (drop its metric series)."""
@@ -129,6 +158,13 @@ _owed: contextvars.ContextVar[list[Awaitable[object]] | None] = contextvars.Cont
 _background: set[asyncio.Task[None]] = set()
 
 
+def is_async_callable(fn: object) -> bool:
+    """An ``async def`` function, or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 (the method, not callable())
+    )
+
+
 class Emitter:
     """Calls listeners and collects what async listeners return.
 
@@ -140,7 +176,7 @@ class Emitter:
     charged to anybody: they run in the background (``run_detached``).
     """
 
-    __slots__ = ("listeners",)
+    __slots__ = ("listeners", "owing")
 
     def __init__(self, listeners: Iterable[Listener | Callable[[Event], object]]) -> None:
         listeners = tuple(listeners)
@@ -148,6 +184,9 @@ class Emitter:
             if not callable(listener):
                 raise TypeError(f"listeners must be callables, got {listener!r}")
         self.listeners: tuple[Callable[[Event], object], ...] = listeners
+        # Is any listener ``async def``? Only then does a call collect what it
+        # owes (anything else a listener returns to await runs in the background).
+        self.owing = any(is_async_callable(listener) for listener in listeners)
 
     def emit(self, event: Event) -> None:
         for listener in self.listeners:
@@ -156,7 +195,7 @@ class Emitter:
             except Exception:
                 logger.exception("resilient_http listener %r raised", listener)
                 continue
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 owed = _owed.get()
                 if owed is not None:
                     owed.append(result)

@@ -37,12 +37,17 @@ resilient_http`` never does.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
-from collections.abc import Sequence
-from typing import Any
+import math
+import threading
+from collections.abc import Iterator, Sequence
 
 try:
     from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+    from prometheus_client.registry import Collector
+    from prometheus_client.utils import floatToGoString
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
         "resilient_http.prometheus needs prometheus-client: "
@@ -105,26 +110,17 @@ class PrometheusMetrics:
             ["host"],
             registry=registry,
         )
-        self._requests = Counter(
-            "resilient_http_requests_total",
-            "Attempts that reached the upstream (success, failure) and calls rejected "
-            "without touching it (rejected; fallback: those answered by a fallback).",
-            ["host", "outcome"],
-            registry=registry,
-        )
         self._retries = Counter(
             "resilient_http_retries_total",
             "Retries scheduled.",
             ["host"],
             registry=registry,
         )
-        self._duration = Histogram(
-            "resilient_http_request_duration_seconds",
-            "Duration of each attempt that reached the upstream, until its verdict.",
-            ["host"],
-            registry=registry,
-            buckets=Histogram.DEFAULT_BUCKETS if buckets is None else tuple(buckets),
+        # the per-attempt series: plain numbers, exported when scraped
+        self._attempts = _Attempts(
+            Histogram.DEFAULT_BUCKETS if buckets is None else _bounds(buckets)
         )
+        registry.register(self._attempts)
         self._hedges = Counter(
             "resilient_http_hedges_total",
             "Hedged attempts sent.",
@@ -152,12 +148,9 @@ class PrometheusMetrics:
     def __call__(self, event: Event) -> None:
         host = event.host
         if isinstance(event, AttemptFinished):
-            if event.outcome != "ignored":  # cancelled, or the caller's own error
-                series = self._series(host)
-                series.outcome(event.outcome).inc()
-                series.duration.observe(event.duration)
-            else:
+            if host not in self._hosts:
                 self._series(host)
+            self._attempts.add(host, event.outcome, event.duration)
         elif isinstance(event, StateChanged):
             series = self._series(host)
             series.state.set(STATE_VALUES[event.new])
@@ -167,24 +160,22 @@ class PrometheusMetrics:
             self._forget(host)
         elif isinstance(event, RetryScheduled):
             self._series(host).retries.inc()
-        elif isinstance(event, CallRejected):
-            self._series(host).outcome("rejected").inc()
-        elif isinstance(event, FallbackServed):
-            self._series(host).outcome("fallback").inc()
+        elif isinstance(event, CallRejected | FallbackServed):
+            self._series(host)
+            self._attempts.add(host, "rejected" if isinstance(event, CallRejected) else "fallback")
         elif isinstance(event, Hedged):
             self._hedges.labels(host).inc(event.hedges)
             self._hedged.labels(host, "hedge" if event.winner else "first").inc()
 
     def _forget(self, host: str) -> None:
         self._hosts.pop(host, None)
-        series: list[tuple[Gauge | Counter | Histogram, tuple[str, ...]]] = [
+        self._attempts.forget(host)
+        series: list[tuple[Gauge | Counter, tuple[str, ...]]] = [
             (self._state, (host,)),
             (self._opened, (host,)),
             (self._retries, (host,)),
-            (self._duration, (host,)),
             (self._hedges, (host,)),
         ]
-        series += [(self._requests, (host, outcome)) for outcome in OUTCOMES]
         series += [(self._hedged, (host, winner)) for winner in ("first", "hedge")]
         for metric, labels in series:
             # prometheus-client < 0.20 raises KeyError for a series never set.
@@ -193,21 +184,110 @@ class PrometheusMetrics:
 
 
 class _Series:
-    """One host's labelled children of every metric."""
+    """One host's labelled children of the metrics kept by prometheus-client."""
 
-    __slots__ = ("_metrics", "_outcomes", "duration", "host", "opened", "retries", "state")
+    __slots__ = ("host", "opened", "retries", "state")
 
     def __init__(self, metrics: PrometheusMetrics, host: str) -> None:
-        self._metrics = metrics
         self.host = host
         self.state = metrics._state.labels(host)
         self.opened = metrics._opened.labels(host)
         self.retries = metrics._retries.labels(host)
-        self.duration = metrics._duration.labels(host)
-        self._outcomes: dict[str, Any] = {}
 
-    def outcome(self, outcome: str) -> Any:
-        child = self._outcomes.get(outcome)
-        if child is None:
-            child = self._outcomes[outcome] = self._metrics._requests.labels(self.host, outcome)
-        return child
+
+def _bounds(buckets: Sequence[float]) -> list[float]:
+    """Histogram upper bounds as prometheus-client takes them: sorted, ending
+    with +Inf (added when missing), at least two."""
+    bounds = [float(bound) for bound in buckets]
+    if bounds != sorted(bounds):
+        raise ValueError("buckets must be in increasing order")
+    if bounds and bounds[-1] != math.inf:
+        bounds.append(math.inf)
+    if len(bounds) < 2:
+        raise ValueError("buckets need at least one finite upper bound")
+    return bounds
+
+
+def _le(bound: float) -> str:
+    """A bucket's ``le`` label, written as prometheus-client writes it."""
+    text: str = floatToGoString(bound)  # type: ignore[no-untyped-call]
+    return text
+
+
+class _Host:
+    """One host's attempt counts and duration histogram (per bucket, not cumulative)."""
+
+    __slots__ = ("buckets", "outcomes", "total")
+
+    def __init__(self, size: int) -> None:
+        self.outcomes: dict[str, int] = {}
+        self.buckets = [0] * size
+        self.total = 0.0
+
+
+class _Attempts(Collector):
+    """``resilient_http_requests_total`` and ``resilient_http_request_duration_seconds``,
+    kept as plain numbers under one lock and turned into metric families when
+    the registry is scraped. Every attempt lands here, so it costs a lookup, a
+    bisect and three additions (prometheus-client's own children take a lock
+    and a few checks per series, several times slower)."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self._bounds = tuple(bounds)
+        self._le = [_le(bound) for bound in self._bounds]
+        self._lock = threading.Lock()
+        self._hosts: dict[str, _Host] = {}
+
+    def add(self, host: str, outcome: str, duration: float | None = None) -> None:
+        """Count one outcome; ``duration``: an attempt's (ignored ones have none)."""
+        with self._lock:
+            series = self._hosts.get(host)
+            if series is None:
+                series = self._hosts[host] = _Host(len(self._bounds))
+            if outcome == "ignored":  # cancelled, or the caller's own error
+                return
+            series.outcomes[outcome] = series.outcomes.get(outcome, 0) + 1
+            if duration is not None:
+                series.buckets[bisect.bisect_left(self._bounds, duration)] += 1
+                series.total += duration
+
+    def forget(self, host: str) -> None:
+        with self._lock:
+            self._hosts.pop(host, None)
+
+    def describe(self) -> list[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            rows = [
+                (host, dict(series.outcomes), list(series.buckets), series.total)
+                for host, series in self._hosts.items()
+            ]
+        return self._families(rows)
+
+    def _families(
+        self, rows: Sequence[tuple[str, dict[str, int], list[int], float]] = ()
+    ) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "resilient_http_requests",
+            "Attempts that reached the upstream (success, failure) and calls rejected "
+            "without touching it (rejected; fallback: those answered by a fallback).",
+            labels=["host", "outcome"],
+        )
+        durations = HistogramMetricFamily(
+            "resilient_http_request_duration_seconds",
+            "Duration of each attempt that reached the upstream, until its verdict.",
+            labels=["host"],
+        )
+        for host, outcomes, buckets, total in rows:
+            for outcome in OUTCOMES:
+                if outcome in outcomes:
+                    requests.add_metric([host, outcome], outcomes[outcome])
+            cumulative, seen = [], 0
+            for le, count in zip(self._le, buckets, strict=True):
+                seen += count
+                cumulative.append((le, float(seen)))
+            durations.add_metric([host], cumulative, total)
+        yield requests
+        yield durations

@@ -6,7 +6,9 @@ stays here is async only: async listeners, and calls cancelled mid-flight."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import pickle
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -17,11 +19,14 @@ import tenacity
 
 from resilient_http import (
     AttemptFinished,
+    BreakerEvicted,
     BreakerPolicy,
     CallRejected,
     CircuitOpenError,
+    CircuitState,
     Event,
     FallbackServed,
+    Hedged,
     Policy,
     ResilientClient,
     ResilientTransport,
@@ -322,3 +327,56 @@ async def test_a_reader_cancelled_mid_body_does_not_wait_for_listeners(
                 await anyio.sleep(0.001)
     assert isinstance(gate.heard[0], AttemptFinished)
     assert gate.heard[0].outcome == "ignored"
+
+
+# -- the events themselves -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        AttemptFinished("a:443", "GET", "failure", 0.25, 503, None),
+        StateChanged("a:443", CircuitState.CLOSED, CircuitState.OPEN, 30.0),
+        RetryScheduled("a:443", "GET", 1, 0.5, "status 503"),
+        CallRejected("a:443", "GET", "circuit_open", 30.0),
+        FallbackServed("a:443", "GET", "circuit_open", "fallback"),
+        Hedged("a:443", "GET", 1, 0.05, 1),
+        BreakerEvicted("a:443"),
+    ],
+    ids=lambda event: type(event).__name__,
+)
+def test_events_are_frozen_dataclasses_built_by_field_name_or_position(event: Event) -> None:
+    fields = {field.name: getattr(event, field.name) for field in dataclasses.fields(event)}
+    assert next(iter(fields)) == "host"
+    by_name = type(event)(**fields)
+    assert by_name == event
+    assert hash(by_name) == hash(event)
+    assert type(event)(*fields.values()) == event
+    assert repr(event) == repr(by_name)
+    assert pickle.loads(pickle.dumps(event)) == event
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.host = "b:443"  # type: ignore[misc]
+    assert dataclasses.replace(event, host="b:443").host == "b:443"
+    with pytest.raises(TypeError):
+        type(event)()  # type: ignore[call-arg]
+
+
+async def test_what_a_plain_listener_returns_to_await_runs_in_the_background() -> None:
+    """Only ``async def`` listeners (or objects whose ``__call__`` is one) are
+    waited for by the call; an awaitable a plain function returns still runs,
+    after the call has returned."""
+    ran = anyio.Event()
+
+    async def later() -> None:
+        ran.set()
+
+    def listener(event: Event) -> Coroutine[Any, Any, None] | None:
+        return later() if isinstance(event, AttemptFinished) else None
+
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(200)), listeners=[listener]
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        assert (await client.get("https://api.example.com/")).status_code == 200
+        with anyio.fail_after(2):
+            await ran.wait()

@@ -6,13 +6,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 
 import httpx
+import pytest
 import tenacity
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from resilient_http import (
+    AttemptFinished,
     BreakerPolicy,
     CircuitOpenError,
     CircuitState,
@@ -180,3 +183,45 @@ def test_import_resilient_http_without_prometheus_client() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "pip install 'resilient-http[prometheus]'" in result.stdout
+
+
+def test_attempts_counted_from_racing_threads_are_all_there() -> None:
+    """A sync transport calls its listeners from every calling thread: no
+    attempt may be lost between them."""
+    registry = CollectorRegistry()
+    metrics = PrometheusMetrics(registry=registry)
+    start = threading.Barrier(8)
+
+    def record() -> None:
+        start.wait()
+        for i in range(2_000):
+            metrics(AttemptFinished("api.example.com:443", "GET", "success", i / 1e4, 200, None))
+
+    threads = [threading.Thread(target=record) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    got = samples(registry)
+    host = (("host", "api.example.com:443"),)
+    assert got[("resilient_http_requests_total", (*host, ("outcome", "success")))] == 16_000
+    assert got[("resilient_http_request_duration_seconds_count", host)] == 16_000
+    # i / 1e4 <= 0.1 for i <= 1000: 1,001 of each thread's 2,000
+    assert got[("resilient_http_request_duration_seconds_bucket", (*host, ("le", "0.1")))] == 8_008
+
+
+def test_custom_buckets_get_their_inf_bucket_and_must_be_sorted() -> None:
+    registry = CollectorRegistry()
+    metrics = PrometheusMetrics(registry=registry, buckets=[0.5, 2])
+    metrics(AttemptFinished("a:443", "GET", "failure", 1.0, 503, None))
+    got = samples(registry)
+    host = (("host", "a:443"),)
+    bucket = "resilient_http_request_duration_seconds_bucket"
+    assert got[(bucket, (*host, ("le", "0.5")))] == 0
+    assert got[(bucket, (*host, ("le", "2.0")))] == 1
+    assert got[(bucket, (*host, ("le", "+Inf")))] == 1
+    assert got[("resilient_http_request_duration_seconds_sum", host)] == 1.0
+    with pytest.raises(ValueError, match="increasing"):
+        PrometheusMetrics(registry=CollectorRegistry(), buckets=[2, 0.5])
+    with pytest.raises(ValueError, match="at least one"):
+        PrometheusMetrics(registry=CollectorRegistry(), buckets=[])

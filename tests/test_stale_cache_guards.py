@@ -21,27 +21,40 @@ def ok(status: int = 200, /, **headers: str) -> httpx.Response:
     return httpx.Response(status, headers=headers, content=b"body")
 
 
-@pytest.mark.parametrize(
-    ("request_", "response", "why"),
-    [
-        (get(authorization="Bearer x"), ok(), "an authenticated request"),
-        (get(cookie="session=1"), ok(), "a request with cookies"),
-        (get(range="bytes=0-1"), ok(), "a range request"),
-        (get(**{"cache-control": "no-store"}), ok(), "the request says no-store"),
-        (get(), ok(206), "a partial answer"),
-        (get(), ok(500), "not a 2xx"),
-        (get(), ok(**{"set-cookie": "a=1"}), "the answer sets a cookie"),
-        (get(), ok(vary="*"), "Vary: *"),
-        (get(), ok(**{"cache-control": "no-store"}), "the answer says no-store"),
-        (get(), ok(**{"cache-control": "private, max-age=60"}), "the answer is private"),
-        (get(), ok(**{"content-length": "999999"}), "announced larger than an entry"),
-        (httpx.Request("POST", URL), ok(), "not a GET"),
-    ],
-)
+#: Each reason, alone, not to store an answer.
+NOT_STORED = [
+    (get(authorization="Bearer x"), ok(), "an authenticated request"),
+    (get(cookie="session=1"), ok(), "a request with cookies"),
+    (get(range="bytes=0-1"), ok(), "a range request"),
+    (get(**{"cache-control": "no-store"}), ok(), "the request says no-store"),
+    (get(), ok(206), "a partial answer"),
+    (get(), ok(500), "not a 2xx"),
+    (get(), ok(**{"set-cookie": "a=1"}), "the answer sets a cookie"),
+    (get(), ok(vary="*"), "Vary: *"),
+    (get(), ok(**{"cache-control": "no-store"}), "the answer says no-store"),
+    (get(), ok(**{"cache-control": "private, max-age=60"}), "the answer is private"),
+    (get(), ok(**{"content-length": "999999"}), "announced larger than an entry"),
+    (httpx.Request("POST", URL), ok(), "not a GET"),
+]
+
+
+@pytest.mark.parametrize(("request_", "response", "why"), NOT_STORED)
 def test_each_reason_not_to_store_holds_on_its_own(
     request_: httpx.Request, response: httpx.Response, why: str
 ) -> None:
     assert not StaleCache(max_entry_bytes=1000).storable(request_, response), why
+
+
+@pytest.mark.parametrize(("request_", "response", "why"), NOT_STORED)
+def test_an_answer_kept_in_memory_is_judged_the_same(
+    request_: httpx.Request, response: httpx.Response, why: str
+) -> None:
+    cache = StaleCache(max_entry_bytes=1000)
+    cache.keep(request_, response, b"body", now=0.0)
+    assert len(cache) == 0, why
+    cache.keep(get(), ok(vary="accept"), b"body", now=0.0)
+    assert cache.find(get(accept="a"), now=1.0) is None  # what it varies on is kept too
+    assert cache.find(get(), now=1.0) is not None
 
 
 def test_a_plain_answer_is_storable() -> None:
@@ -269,3 +282,45 @@ def test_a_bad_setting_is_refused_naming_it(
     with pytest.raises(error) as raised:
         StaleCache(**kwargs)  # type: ignore[arg-type]
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[], [("cache-control", "max-age=60")], [("vary", "accept")]],
+    ids=["alone", "with cache-control", "with vary"],
+)
+def test_any_content_length_over_the_limit_forbids_storing(extra: list[tuple[str, str]]) -> None:
+    """Every announced length counts, the first as much as the last, whatever
+    other headers the answer carries."""
+    headers = [("content-length", "999999"), ("content-length", "4"), *extra]
+    answer = httpx.Response(200, headers=headers, content=b"body")
+    assert not StaleCache(max_entry_bytes=1000).storable(get(), answer)
+    assert StaleCache(max_entry_bytes=1000).storable(get(), ok(**dict(extra)))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("Authorization", "Bearer x"), ("COOKIE", "a=1"), ("Range", "bytes=0-1")],
+)
+def test_request_header_names_are_matched_in_any_case(name: str, value: str) -> None:
+    request = httpx.Request("GET", URL, headers=[("accept", "*/*"), (name, value)])
+    assert not StaleCache().storable(request, ok())
+
+
+def test_the_cache_reads_headers_it_cannot_see_inside_as_httpx_gives_them() -> None:
+    """Headers that do not keep httpx's own list (another library's) are read
+    through their public ``raw``: the same verdicts."""
+
+    class Opaque:
+        def __init__(self, headers: httpx.Headers) -> None:
+            self.raw = headers.raw
+
+    private = get(authorization="Bearer x")
+    private.headers = Opaque(private.headers)  # type: ignore[assignment]
+    assert not StaleCache().storable(private, ok())
+    answer = ok(**{"set-cookie": "a=1"})
+    answer.headers = Opaque(answer.headers)  # type: ignore[assignment]
+    assert not StaleCache().storable(get(), answer)
+    plain = ok()
+    plain.headers = Opaque(plain.headers)  # type: ignore[assignment]
+    assert StaleCache().storable(get(), plain)

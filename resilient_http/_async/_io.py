@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Generic, NoReturn, TypeAlias, TypeVar
+from typing import Any, ClassVar, Generic, NoReturn, TypeAlias, TypeVar
 
 import anyio
 import httpx
@@ -128,12 +129,134 @@ async def send_by(
 ) -> httpx.Response:
     """One attempt, cut off at ``deadline`` (on ``clock``; ``inf``: none). Only
     called with time left: a cut attempt was really sent, and counts as a
-    timeout."""
+    timeout.
+
+    On asyncio (3.11+) the cut is a cancellation of the task, taken back when
+    the attempt ends in time; one timer per event loop serves every attempt
+    (a cancel scope, or a timer each, costs several times more, and this runs
+    for every attempt). Elsewhere (trio, or asyncio before 3.11, which cannot
+    take a cancellation back) it is a cancel scope."""
     if deadline == math.inf:
         return await transport.handle_async_request(request)
-    with anyio.move_on_after(max(0.0, deadline - clock())):
+    left = deadline - clock()
+    if left < 0.0:
+        left = 0.0
+    cut = _cut(left)
+    if cut is None:
+        with anyio.move_on_after(left):
+            return await transport.handle_async_request(request)
+        raise DeadlineExceeded(f"retry deadline reached for {request.method}", request=request)
+    try:
         return await transport.handle_async_request(request)
-    raise DeadlineExceeded(f"retry deadline reached for {request.method}", request=request)
+    except asyncio.CancelledError:
+        if cut.taken_back():  # the deadline's cancellation, and nobody else's
+            raise DeadlineExceeded(
+                f"retry deadline reached for {request.method}", request=request
+            ) from None
+        raise
+    finally:
+        cut.deadlines.cuts.pop(cut, None)  # never to fire now (if it has not)
+        if cut.fired:  # it fired, yet the attempt ended: take the cancellation back
+            cut.taken_back()
+
+
+def _cut(seconds: float) -> _Cut | None:
+    """A cut of the running task ``seconds`` from now, or ``None`` where a
+    cancellation cannot be taken back (trio; asyncio before 3.11)."""
+    if not _UNCANCEL:
+        return None
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio
+        return None
+    task = asyncio.current_task(loop)
+    if task is None:
+        return None
+    deadlines = _Deadlines.last
+    if deadlines is None or deadlines.loop is not loop:
+        deadlines = _Deadlines.of(loop)
+    cut = _Cut(deadlines, task, loop.time() + seconds)
+    deadlines.cuts[cut] = None
+    if cut.when < deadlines.armed:
+        deadlines.arm(cut.when)
+    return cut
+
+
+class _Cut:
+    """One attempt's deadline on asyncio: cancels its task when due, and takes
+    that cancellation back (``Task.uncancel``) once it is handled."""
+
+    __slots__ = ("cancelling", "deadlines", "fired", "settled", "task", "when")
+
+    # (``task``: an asyncio.Task; its cancelling/uncancel are Python 3.11+,
+    # unknown to the 3.10 stubs mypy checks against)
+    def __init__(self, deadlines: _Deadlines, task: Any, when: float) -> None:
+        self.deadlines = deadlines
+        self.task = task
+        self.when = when  # on the loop's clock
+        self.cancelling: int = task.cancelling()  # cancellations pending before ours
+        self.fired = self.settled = False
+
+    def fire(self) -> None:
+        self.fired = True
+        self.task.cancel()
+
+    def taken_back(self) -> bool:
+        """Withdraw the cut's cancellation; ``True`` when the task has no other
+        beyond those it had on entry (so it is ours to report)."""
+        if not self.fired or self.settled:
+            return False
+        self.settled = True
+        return bool(self.task.uncancel() <= self.cancelling)
+
+
+_UNCANCEL = hasattr(asyncio.Task, "uncancel")
+
+
+class _Deadlines:
+    """The cuts pending on one event loop, and one timer, for the soonest.
+    An attempt ending in time only leaves the table; the timer, when it goes
+    off, fires the cuts that are due and is set again for the next."""
+
+    __slots__ = ("__weakref__", "armed", "cuts", "loop", "timer")
+
+    _of: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines]] = (
+        weakref.WeakKeyDictionary()
+    )
+    last: ClassVar[_Deadlines | None] = None  # the table used last (one loop, usually)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.cuts: dict[_Cut, None] = {}
+        self.timer: asyncio.TimerHandle | None = None
+        self.armed = math.inf  # when the timer goes off
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _Deadlines:
+        found = cls._of.get(loop)
+        if found is None:
+            found = cls._of[loop] = cls(loop)
+        cls.last = found
+        return found
+
+    def arm(self, when: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.armed = when
+        self.timer = self.loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self.timer, self.armed = None, math.inf
+        now = self.loop.time()
+        soonest = math.inf
+        for cut in list(self.cuts):
+            if cut.when <= now:
+                del self.cuts[cut]
+                cut.fire()
+            elif cut.when < soonest:
+                soonest = cut.when
+        if soonest < math.inf:
+            self.arm(soonest)
 
 
 async def race(

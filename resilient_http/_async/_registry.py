@@ -119,7 +119,7 @@ class Host:
         self.group: Group[Host] | None = None
         self.endpoint: Endpoint | None = None
         # May the transport's fast path serve this host? Set by the transport,
-        # which knows its listeners, cache and store.
+        # which knows its listeners and store; never for a group's hosts.
         self.fast = False
         # statuses that leave the fast path: failures and retryable ones
         self.unusual_statuses = _unusual_statuses(
@@ -152,8 +152,8 @@ class HostRegistry:
 
     ``new_breaker(key, policy)`` makes a host's breaker; ``bind`` (a shared
     store's) is told of each; ``evicted(keys)`` hears of hosts forgotten, once
-    the map's lock is released (a listener may call back in). ``plain``: no
-    listener, cache or store needs the general path, so hosts may take the
+    the map's lock is released (a listener may call back in). ``fast``: no
+    async listener or store needs the general path, so hosts may take the
     fast one.
     """
 
@@ -163,7 +163,7 @@ class HostRegistry:
         patterns: list[tuple[HostPattern, Policy]],
         *,
         max_hosts: int,
-        plain: bool,
+        fast: bool,
         new_breaker: Callable[[str, Policy], Breaker],
         bind: Callable[[Breaker], None] | None,
         evicted: Callable[[list[str]], None],
@@ -174,7 +174,7 @@ class HostRegistry:
         )
         self._fallbacks: PatternTable[tuple[Fallback, Rank]] = PatternTable()
         self._max_hosts = max_hosts
-        self._plain = plain
+        self._fast = fast
         self._new_breaker = new_breaker
         self._bind = bind
         self._evicted = evicted
@@ -290,13 +290,7 @@ class HostRegistry:
     def _add_host(self, key: str, policy: Policy, breaker: Breaker) -> Host:
         host = Host(key, policy, breaker)
         host.fallback = self.resolve_fallback(key, policy)
-        host.fast = (
-            self._plain
-            and policy.max_concurrency is None
-            and policy.retry.deadline is None
-            and policy.breaker.classify is None  # every status line goes to the hook
-            and policy.hedge is None
-        )
+        host.fast = self._fast
         self.hosts[key] = host
         if self._bind is not None:
             self._bind(breaker)

@@ -160,6 +160,16 @@ def _outgoing(request: httpx.Request, host: Host) -> httpx.Request:
     )
 
 
+def _as_sent(response: httpx.Response) -> bytes:
+    """An in-memory body as it was sent: ``content`` is decoded, and the
+    headers a stale answer repeats may say gzip."""
+    stream = response.stream
+    if isinstance(stream, httpx.ByteStream):
+        held = getattr(stream, "_stream", None)  # the bytes it was made of
+        return held if isinstance(held, bytes) else b"".join(stream)
+    return response.content
+
+
 def _host_snapshot(host: Host) -> dict[str, Any]:
     if host.group is not None and host.endpoint is None:  # a logical host
         return host.group.snapshot()
@@ -235,7 +245,7 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
         self._store = store
         # optional hook: how long a busy fleet-wide probe keeps the host rejecting
         self._store_wait: Callable[[Breaker], float] | None = getattr(store, "retry_after", None)
-        # Nothing to report, capture or share: requests may take the fast path.
+        # Nothing to report, capture or share: a healthy answer in memory is judged at once.
         self._plain = not self._emitter.listeners and stale_cache is None and store is None
         self._own_time = (clock, sleep)  # what isolated() gives back afterwards
         self._clock = clock
@@ -247,7 +257,7 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
             policy,
             parsed_hosts,
             max_hosts=max_hosts,
-            plain=self._plain,
+            fast=store is None and not self._emitter.owing,
             new_breaker=self._new_breaker,
             bind=None if store is None else store.bind,
             evicted=self._tell_evicted,
@@ -394,34 +404,17 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
         if host is None:  # no usable authority: the caller's error, not the upstream's
             return self._inner.handle_request(request)
         retry = _retry_override(request)
-        breaker = host.breaker
         if host.group is not None and host.endpoint is None:  # a logical host
             return self._grouped(request, host, host.retry if retry is None else retry)
-        ticket = breaker.admit()
+        ticket = host.breaker.admit()
         if ticket is not None and retry is None and host.fast:
-            # The fast path: no listeners, cache, store, bulkhead, deadline or
-            # override to serve. A healthy first attempt costs a clock read, a
-            # budget deposit and a breaker update; anything else leaves through
-            # the shared slow path.
-            started = self._clock()
-            budget = host.budget
-            if budget is not None:
-                budget.deposit(started)
-            body = request.stream  # before an inner transport can buffer and replace it
-            try:
-                response = self._inner.handle_request(request)
-            except BaseException as exc:
-                return self._after_first(
-                    request, host, host.retry, ticket, exc, started, budget, body
-                )
-            if response.status_code in host.unusual_statuses:
-                return self._after_first(
-                    request, host, host.retry, ticket, response, started, budget, body
-                )
-            if response.is_closed:  # an in-memory body, already read: judge it now
-                breaker.on_success(ticket, self._clock() - started if breaker.timed else 0.0)
-                return response
-            return self._watch(request, host, ticket, response, started)
+            # The fast path: no async listener to wait for, no store to ask, no
+            # per-request override, and a bulkhead slot free at once if it has one.
+            if host.policy.max_concurrency is None:
+                return self._first(request, host, host.retry, ticket)
+            slot = host.semaphore
+            if slot is not None and _io.try_acquire(slot):
+                return self._in_slot(slot, request, host, host.retry, ticket)
         if retry is None:
             retry = host.retry
         if ticket is None and self._plain:  # rejected, with no listener to run after
@@ -441,10 +434,10 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
     def _guarded(
         self, request: httpx.Request, host: Host, retry: RetryPolicy, ticket: Ticket | None
     ) -> httpx.Response:
-        """The general path: rejection, bulkhead, deadline, listeners. The async
-        listener calls this call's work set off run before it returns; an error
-        is raised after them, a cancellation at once (they finish detached)."""
-        if not self._emitter.listeners:
+        """The general path: rejection, bulkhead, listeners. The async listener
+        calls this call's work set off run before it returns; an error is
+        raised after them, a cancellation at once (they finish detached)."""
+        if not self._emitter.owing:
             return self._admitted(request, host, retry, ticket)
         owed, token = Emitter.collect()
         try:
@@ -487,13 +480,28 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
         if not acquired:
             host.breaker.on_ignored(ticket)
             return self._reject(request, host, BulkheadFullError)
+        return self._in_slot(semaphore, request, host, retry, ticket)
+
+    def _in_slot(
+        self,
+        slot: _io.Semaphore,
+        request: httpx.Request,
+        host: Host,
+        retry: RetryPolicy,
+        ticket: Ticket,
+    ) -> httpx.Response:
+        """The call, in the bulkhead slot it holds: the slot is the call's until
+        its body ends (read, closed or failed)."""
         try:
-            response = self._call(request, host, retry, ticket)
+            response = (
+                self._first(request, host, retry, ticket)
+                if self._store is None  # (nothing for ``_call`` to ask first)
+                else self._call(request, host, retry, ticket)
+            )
         except BaseException:
-            semaphore.release()
+            slot.release()
             raise
-        # the slot is the call's until its body ends (read, closed or failed)
-        return when_body_ends(response, semaphore.release)
+        return when_body_ends(response, slot.release)
 
     def _call(
         self, request: httpx.Request, host: Host, retry: RetryPolicy, ticket: Ticket
@@ -501,6 +509,14 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
         store = self._store  # a shared store grants half-open probes fleet-wide
         if store is not None and ticket.probe and not store.admit_probe(host.breaker, ticket):
             return self._reject(request, host, None)
+        return self._first(request, host, retry, ticket)
+
+    def _first(
+        self, request: httpx.Request, host: Host, retry: RetryPolicy, ticket: Ticket
+    ) -> httpx.Response:
+        """The call's first attempt (hedged, when the host hedges it): a healthy
+        answer is watched and handed over; anything else goes to
+        ``_after_first``."""
         started = self._clock()
         budget = host.budget if retry is host.retry else host.budget_for(retry)
         if budget is not None:
@@ -508,14 +524,30 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
         body = request.stream  # before an inner transport can buffer and replace it
         deadline = math.inf if retry.deadline is None else started + retry.deadline
         outcome: httpx.Response | BaseException
-        hedged = host.hedge is not None and isinstance(body, httpx.ByteStream)
-        if hedged and is_idempotent(request, retry):
-            ticket, outcome = self._race(request, host, ticket, deadline)
+        if host.hedge is not None and isinstance(body, httpx.ByteStream):
+            hedged = is_idempotent(request, retry)
+            ticket, outcome = self._attempt(request, host, ticket, deadline, hedged)
         else:
-            try:
-                outcome = _io.send_by(self._inner, _outgoing(request, host), self._clock, deadline)
+            try:  # (the most common attempt, without the ``_attempt`` frame)
+                if deadline == math.inf and host.endpoint is None:
+                    outcome = self._inner.handle_request(request)
+                else:
+                    outcome = _io.send_by(
+                        self._inner, _outgoing(request, host), self._clock, deadline
+                    )
             except BaseException as exc:
                 outcome = exc
+        if (
+            isinstance(outcome, httpx.Response)
+            and outcome.status_code not in host.unusual_statuses
+            and retry is host.retry
+            and host.policy.breaker.classify is None
+        ):
+            if outcome.is_closed and self._plain:  # nothing to report or keep
+                timed = host.breaker.timed
+                host.breaker.on_success(ticket, self._clock() - started if timed else 0.0)
+                return outcome
+            return self._watch(request, host, ticket, outcome, started)
         return self._after_first(request, host, retry, ticket, outcome, started, budget, body)
 
     def _after_first(
@@ -599,7 +631,8 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
             host, ticket = admitted  # an endpoint of a group: maybe another one
             plan.next_attempt(wait)
             attempt_started = self._clock()
-            ticket, new = self._retry_attempt(request, host, ticket, plan.deadline)
+            hedged = host.hedge is not None  # (only a retryable request gets here)
+            ticket, new = self._attempt(request, host, ticket, plan.deadline, hedged)
             if isinstance(new, BaseException):
                 if not self._record_error(request, host, ticket, new, attempt_started):
                     raise new
@@ -651,14 +684,16 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
             self._emitter.emit(RetryScheduled(host.key, request.method, plan.attempt, wait, reason))
         return wait
 
-    def _retry_attempt(
-        self, request: httpx.Request, host: Host, ticket: Ticket, deadline: float
+    def _attempt(
+        self, request: httpx.Request, host: Host, ticket: Ticket, deadline: float, hedged: bool
     ) -> tuple[Ticket, httpx.Response | BaseException]:
-        """One more attempt (hedged again when the host hedges): the ticket of the
-        attempt that answered, and its answer or error, not yet recorded."""
-        if host.hedge is not None:
+        """One attempt (``hedged``: a race of them): the ticket of the attempt
+        that answered, and its answer or error, not yet recorded."""
+        if hedged:
             return self._race(request, host, ticket, deadline)
         try:
+            if deadline == math.inf and host.endpoint is None:
+                return ticket, self._inner.handle_request(request)
             return ticket, _io.send_by(self._inner, _outgoing(request, host), self._clock, deadline)
         except BaseException as exc:
             return ticket, exc
@@ -867,17 +902,13 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
         judged when their body ends, without buffering anything."""
         stream = response.stream
         cache = self._stale_cache
-        capture = cache is not None and cache.storable(request, response)
         if response.is_closed or not isinstance(stream, httpx.SyncByteStream):
-            duration = self._clock() - started
-            self._record(request, host, ticket, "success", duration, response.status_code)
-            if capture and cache is not None and hasattr(response, "_content"):
-                # the bytes as sent (``content`` is decoded; the headers may say gzip)
-                raw = b"".join(stream) if isinstance(stream, httpx.ByteStream) else None
-                cache.store(
-                    request, response, response.content if raw is None else raw, self._clock()
-                )
+            now = self._clock()
+            self._record(request, host, ticket, "success", now - started, response.status_code)
+            if cache is not None and hasattr(response, "_content"):
+                cache.keep(request, response, _as_sent(response), now)
             return response
+        capture = cache is not None and cache.storable(request, response)
         if ticket.probe:  # probes are judged on the status line
             duration = self._clock() - started
             self._record(request, host, ticket, "success", duration, response.status_code)

@@ -98,3 +98,34 @@ async def test_no_attempt_is_sent_or_counted_once_the_deadline_has_passed(
     assert response.text == "sick"
     assert hits == 1
     assert transport.snapshot()["api.example.com:443"]["consecutive_failures"] == 1
+
+
+async def test_a_hanging_attempt_is_cut_at_the_deadline_on_a_test_clock(
+    binding: Binding, live: LiveServer
+) -> None:
+    """The cut is the deadline's, whatever the clock: a transport on a
+    ``FakeClock`` (which does not move while a socket waits) still reports
+    ``DeadlineExceeded``, not the read timeout the cut was made of."""
+    api = binding.api
+    clock = FakeClock()
+    retry = api.RetryPolicy(attempts=1, deadline=0.2)
+    transport = binding.transport(policy=api.Policy(retry=retry), clock=clock, sleep=clock.sleep)
+    async with binding.client(transport, timeout=5.0) as client:
+        started = time.monotonic()
+        with pytest.raises(api.DeadlineExceeded):
+            await client.get(live.url + "/hang")
+        assert time.monotonic() - started < 2.0
+
+
+async def test_the_requests_own_shorter_timeout_stays_a_timeout(
+    binding: Binding, live: LiveServer
+) -> None:
+    """A read timeout shorter than the time left is the request's own:
+    ``ReadTimeout``, not ``DeadlineExceeded``."""
+    api = binding.api
+    retry = api.RetryPolicy(attempts=1, deadline=5.0)
+    transport = binding.transport(policy=api.Policy(retry=retry))
+    async with binding.client(transport, timeout=0.2) as client:
+        with pytest.raises(binding.http.ReadTimeout) as caught:
+            await client.get(live.url + "/hang")
+        assert not isinstance(caught.value, api.DeadlineExceeded)

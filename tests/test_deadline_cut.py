@@ -1,0 +1,90 @@
+"""The async deadline cut (README, "Deadline"), on asyncio and trio. On
+asyncio it is a cancellation of the caller's task that the transport takes
+back, with one timer per event loop for every attempt; these tests attack
+that: the caller's own cancellation, many deadlines at once, and the timer
+going off after thousands of attempts that ended in time."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import anyio.lowlevel
+import httpx
+import pytest
+
+from resilient_http import DeadlineExceeded, Policy, ResilientTransport, RetryPolicy
+from resilient_http._async._transport import RETRY_EXTENSION
+
+from .server import LiveServer
+
+
+def transport(deadline: float) -> ResilientTransport:
+    return ResilientTransport(policy=Policy(retry=RetryPolicy(attempts=1, deadline=deadline)))
+
+
+async def test_the_callers_own_cancellation_stays_a_cancellation(live: LiveServer) -> None:
+    async with httpx.AsyncClient(transport=transport(5.0), timeout=10) as client:
+        with anyio.move_on_after(0.2) as scope:
+            await client.get(live.url + "/hang")
+        assert scope.cancelled_caught
+        await anyio.lowlevel.checkpoint()  # the task is not left cancelled
+        response = await client.get(live.url + "/echo")
+        assert response.status_code == 200
+
+
+async def test_a_deadline_due_with_the_callers_cancellation_leaves_no_cancellation_behind(
+    live: LiveServer,
+) -> None:
+    """Both due in the same turn of the loop: one of them ends the call (the
+    caller's scope catches its own cancellation, or the deadline raises) and
+    the task goes on uncancelled."""
+    async with httpx.AsyncClient(transport=transport(0.2), timeout=10) as client:
+        deadline_first = False
+        with anyio.move_on_after(0.2) as scope:
+            try:
+                await client.get(live.url + "/hang")
+            except DeadlineExceeded:
+                deadline_first = True
+        assert scope.cancelled_caught != deadline_first
+        await anyio.lowlevel.checkpoint()
+        assert (await client.get(live.url + "/echo")).status_code == 200
+
+
+async def test_concurrent_deadlines_each_cut_at_their_own_time(live: LiveServer) -> None:
+    """A later deadline armed first, then an earlier one: each call is cut at
+    its own deadline (the shared timer is re-armed both ways)."""
+    ended: dict[str, float] = {}
+    async with httpx.AsyncClient(transport=transport(1.0), timeout=10) as client:
+        started = time.monotonic()
+
+        async def call(name: str, deadline: float | None) -> None:
+            extensions = (
+                {}
+                if deadline is None
+                else {RETRY_EXTENSION: RetryPolicy(attempts=1, deadline=deadline)}
+            )
+            with pytest.raises(DeadlineExceeded):
+                await client.get(live.url + "/hang", extensions=extensions)
+            ended[name] = time.monotonic() - started
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, "long", None)
+            await anyio.sleep(0.05)
+            tg.start_soon(call, "short", 0.3)
+    assert 0.25 < ended["short"] < 0.8
+    assert 0.95 < ended["long"] < 1.6
+
+
+async def test_attempts_that_end_in_time_leave_the_next_cut_on_time(live: LiveServer) -> None:
+    inner = httpx.MockTransport(lambda request: httpx.Response(200, text="ok"))
+    fast = ResilientTransport(inner, policy=Policy(retry=RetryPolicy(attempts=1, deadline=0.3)))
+    async with httpx.AsyncClient(transport=fast) as quick:
+        for _ in range(2000):
+            assert (await quick.get("http://fast.example/")).status_code == 200
+    async with httpx.AsyncClient(transport=transport(0.3), timeout=10) as client:
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded):
+            await client.get(live.url + "/hang")
+        assert 0.25 < time.monotonic() - started < 0.9
+        assert (await client.get(live.url + "/echo")).status_code == 200
