@@ -55,6 +55,18 @@ def _parser() -> argparse.ArgumentParser:
         "--only", action="append", choices=SECTIONS, help="run only this section (repeatable)"
     )
     parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="instead of measuring, print where the time of one production configuration "
+        "goes (cProfile; NAME: part of a production row's name, e.g. 'full')",
+    )
+    parser.add_argument(
+        "--profile-calls",
+        type=int,
+        default=3000,
+        help="GETs profiled with --profile (default 3000)",
+    )
+    parser.add_argument(
         "--update-readme",
         action="store_true",
         help="write the table and chart into benchmarks/README.md",
@@ -94,6 +106,11 @@ async def _run(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.profile is not None:
+        from ._profile import profile
+
+        print(profile(args.profile, args.profile_calls))
+        return 0
     settings = _sections.QUICK if args.quick else _sections.FULL
     if args.rounds is not None:
         if args.rounds < 1:

@@ -104,3 +104,22 @@ def test_benchmark_entry_point_runs_and_writes_results(tmp_path: Path) -> None:
         assert "matplotlib is not installed" in proc.stderr
     else:
         assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_profile_command_shows_where_one_configurations_time_goes() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "benchmarks", "--profile", "full", "--profile-calls", "50"]
+    proc = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=100, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# full production profile: 50 GETs")
+    assert "_transport.py" in proc.stdout  # our own functions are listed
+    assert "Function calls per request beyond bare httpx" in proc.stdout
+    unknown = subprocess.run(
+        [*command[:4], "nothing like it"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert unknown.returncode != 0
+    assert "pick one of" in unknown.stderr

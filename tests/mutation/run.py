@@ -56,9 +56,18 @@ NO_MUTANTS = {
 #: count): every one of their mutants must be killed.
 CACHE_GUARDS = (
     "resilient_http._cache.x__directives__",
+    "resilient_http._cache.x__held__",
     "resilient_http._cache.x__by_name__",
+    "resilient_http._cache.x__request_allows__",
+    "resilient_http._cache.x__marked_storable__",
+    "resilient_http._cache.x__varied__",
     "resilient_http._cache.xǁStaleCacheǁstorable__",
+    "resilient_http._cache.xǁStaleCacheǁkeep__",
     "resilient_http._cache.xǁStaleCacheǁstore__",
+    "resilient_http._cache.xǁStaleCacheǁ_verdict__",
+    "resilient_http._cache.xǁStaleCacheǁ_fits__",
+    "resilient_http._cache.xǁStaleCacheǁ_put__",
+    "resilient_http._cache.xǁStaleCacheǁ_shrink__",
     "resilient_http._cache.xǁStaleCacheǁfind__",
     "resilient_http._cache.xǁStaleCacheǁclear__",
 )
