@@ -6,6 +6,8 @@ going off after thousands of attempts that ended in time."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 
 import anyio
@@ -88,3 +90,56 @@ async def test_attempts_that_end_in_time_leave_the_next_cut_on_time(live: LiveSe
             await client.get(live.url + "/hang")
         assert 0.25 < time.monotonic() - started < 0.9
         assert (await client.get(live.url + "/echo")).status_code == 200
+
+
+class Swallowing(httpx.AsyncBaseTransport):
+    """An inner transport that catches the cancellation meant to cut it and
+    answers anyway (bad manners, but a transport must survive it)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            return httpx.Response(200, text="answered anyway")
+        return httpx.Response(200, text="on time")
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_cut_the_inner_transport_swallows_leaves_the_task_uncancelled() -> None:
+    retry = RetryPolicy(attempts=1, deadline=0.1)
+    cut = ResilientTransport(Swallowing(), policy=Policy(retry=retry))
+    async with httpx.AsyncClient(transport=cut) as client:
+        response = await client.get("https://api.example.com/")
+        assert response.text == "answered anyway"
+        task = asyncio.current_task()
+        assert task is not None
+        # (Task.cancelling is Python 3.11+; mypy checks against 3.10's stubs)
+        assert task.cancelling() == 0  # type: ignore[attr-defined,unused-ignore]
+        await asyncio.sleep(0)  # no cancellation left pending
+
+
+def test_each_event_loop_cuts_its_own_attempts(live: LiveServer) -> None:
+    """Two threads, each with its own event loop and its own deadlines: every
+    call is cut at its own deadline (the loops' timers do not mix)."""
+    took: dict[str, float] = {}
+
+    def run(name: str, deadline: float) -> None:
+        async def call() -> None:
+            started = time.monotonic()
+            async with httpx.AsyncClient(transport=transport(deadline), timeout=10) as client:
+                with pytest.raises(DeadlineExceeded):
+                    await client.get(live.url + "/hang")
+            took[name] = time.monotonic() - started
+
+        asyncio.run(call())
+
+    threads = [
+        threading.Thread(target=run, args=("short", 0.2)),
+        threading.Thread(target=run, args=("long", 0.7)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert 0.15 < took["short"] < 0.6
+    assert 0.65 < took["long"] < 1.3
