@@ -77,7 +77,8 @@ def _request_allows(request: Request) -> bool:
     asked = _by_name(request.headers, _REQUEST_NAMES)
     if not _PRIVATE_REQUEST.isdisjoint(asked):
         return False  # private (Authorization, Cookie) or partial (Range)
-    return b"no-store" not in _directives(asked.get(b"cache-control", []))
+    # neither private nor partial: what made it look is its Cache-Control
+    return b"no-store" not in _directives(asked[b"cache-control"])
 
 
 def _marked_storable(response: Response) -> bool:

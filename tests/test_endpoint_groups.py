@@ -232,3 +232,16 @@ def test_an_endpoint_forced_open_by_hand_is_never_kept(clock: FakeClock) -> None
     trip(b)
     a.breaker.force_open()
     assert not group.keep(a.breaker)
+
+
+@pytest.mark.parametrize("port", [1, 65535])
+def test_the_first_and_last_ports_are_valid(port: int) -> None:
+    assert parse_endpoint(f"http://a.example.com:{port}").port == port
+
+
+@pytest.mark.parametrize("port", [0, 65536, 70000])
+def test_a_port_outside_1_to_65535_is_refused(port: int) -> None:
+    text = f"http://a.example.com:{port}"
+    with pytest.raises(ValueError) as raised:
+        parse_endpoint(text)
+    assert str(raised.value) == f"Policy.endpoints: {text!r} has an invalid port {port}"

@@ -324,3 +324,31 @@ def test_the_cache_reads_headers_it_cannot_see_inside_as_httpx_gives_them() -> N
     plain = ok()
     plain.headers = Opaque(plain.headers)  # type: ignore[assignment]
     assert StaleCache().storable(get(), plain)
+
+
+@pytest.mark.parametrize("marker", [("cache-control", "max-age=60"), ("vary", "accept")])
+def test_a_length_announced_after_other_headers_still_counts(marker: tuple[str, str]) -> None:
+    """The length check is not skipped for an answer whose other headers need a
+    closer look (``Cache-Control``, ``Vary`` before ``Content-Length``)."""
+    cache = StaleCache(max_entry_bytes=1000)
+    over = httpx.Response(200, headers=[marker, ("content-length", "1001")], content=b"b")
+    assert not cache.storable(get(), over)
+    exact = httpx.Response(200, headers=[marker, ("content-length", "1000")], content=b"b")
+    assert cache.storable(get(), exact)
+
+
+def test_the_fragment_is_no_part_of_the_key() -> None:
+    cache = StaleCache()
+    cache.store(get(URL + "#top"), ok(), b"body", now=0.0)
+    assert cache.find(get(URL + "#bottom"), now=1.0) is not None
+    assert len(cache) == 1
+
+
+def test_too_many_entries_at_exactly_the_byte_bound_drop_only_the_oldest() -> None:
+    cache = StaleCache(max_entries=2, max_total_bytes=8)
+    for page in range(3):
+        cache.store(get(f"https://api.example.com/{page}"), ok(), b"four", now=float(page))
+    assert len(cache) == 2
+    assert cache.total_bytes == 8
+    assert cache.find(get("https://api.example.com/0"), now=3.0) is None
+    assert cache.find(get("https://api.example.com/2"), now=3.0) is not None
