@@ -352,3 +352,10 @@ def test_too_many_entries_at_exactly_the_byte_bound_drop_only_the_oldest() -> No
     assert cache.total_bytes == 8
     assert cache.find(get("https://api.example.com/0"), now=3.0) is None
     assert cache.find(get("https://api.example.com/2"), now=3.0) is not None
+
+
+def test_an_answer_with_cache_control_and_no_length_is_storable() -> None:
+    """A streamed answer announces no length: its Cache-Control alone decides."""
+    streamed = httpx.Response(200, headers=[("cache-control", "max-age=60")])
+    assert "content-length" not in streamed.headers
+    assert StaleCache().storable(get(), streamed)
