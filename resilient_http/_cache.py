@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -148,6 +149,9 @@ class StaleCache:
         self.max_total_bytes = max_total_bytes
         self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
         self._bytes = 0
+        # the entries and their byte count change together: a sync transport's
+        # threads store and expire at once (reads need no lock)
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -157,8 +161,9 @@ class StaleCache:
         return self._bytes
 
     def clear(self) -> None:
-        self._entries.clear()
-        self._bytes = 0
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
 
     @staticmethod
     def _key(url: URL) -> _Key:
@@ -216,18 +221,21 @@ class StaleCache:
             return
         varied = _by_name(response.headers, _VARY) if marked else None
         vary = _varied(request, varied[b"vary"]) if varied else ()
-        entries = self._entries
+        entry = _Entry(response.status_code, response.headers, body, now, vary)
         key = self._key(request.url)
-        old = entries.pop(key, None)
-        if old is not None:
-            size -= len(old.body)
-        entries[key] = _Entry(response.status_code, response.headers, body, now, vary)
-        self._bytes += size
-        if len(entries) > self.max_entries or self._bytes > self.max_total_bytes:
-            self._shrink()
+        entries = self._entries
+        with self._lock:
+            old = entries.pop(key, None)
+            if old is not None:
+                size -= len(old.body)
+            entries[key] = entry
+            self._bytes += size
+            if len(entries) > self.max_entries or self._bytes > self.max_total_bytes:
+                self._shrink()
 
     def _shrink(self) -> None:
-        """Drop the least recently stored entries until within both bounds."""
+        """Drop the least recently stored entries until within both bounds
+        (with the lock held)."""
         entries = self._entries
         while entries and (len(entries) > self.max_entries or self._bytes > self.max_total_bytes):
             _, evicted = entries.popitem(last=False)
@@ -257,8 +265,10 @@ class StaleCache:
             return None
         age = now - entry.stored_at
         if age > self.max_age:
-            del self._entries[key]
-            self._bytes -= len(entry.body)
+            with self._lock:  # unless another thread replaced or dropped it meanwhile
+                if self._entries.get(key) is entry:
+                    del self._entries[key]
+                    self._bytes -= len(entry.body)
             return None
         if any(request.headers.get(name) != value for name, value in entry.vary):
             return None

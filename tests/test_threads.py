@@ -7,6 +7,7 @@ them with a timeout so that a deadlock fails the test instead of hanging it.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from resilient_http import (
     Event,
     Policy,
     RetryPolicy,
+    StaleCache,
     StateChanged,
     SyncResilientClient,
     SyncResilientTransport,
@@ -390,3 +392,69 @@ def test_a_sync_transport_in_an_async_client_says_what_to_use() -> None:
         TypeError, match=r"sync transport .*ResilientTransport with httpx\.AsyncClient"
     ):
         transport.handle_async_request(httpx.Request("GET", URL))
+
+
+@pytest.fixture
+def eager_switching() -> Iterator[None]:
+    """Threads switch as often as the interpreter lets them: races show at once."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+@pytest.mark.usefixtures("eager_switching")
+def test_the_stale_caches_byte_count_holds_when_threads_store_the_same_urls() -> None:
+    """One StaleCache serves every thread of a SyncResilientTransport: answers
+    for the same URLs stored at once from six threads leave its byte count
+    equal to what it holds, so its bounds still bound it."""
+    cache = StaleCache(max_entries=50, max_total_bytes=100_000)
+    answer = httpx.Response(200, content=b"x")
+    requests = [httpx.Request("GET", f"https://api.example.com/{i}") for i in range(5)]
+    start = threading.Barrier(6)
+
+    def store(thread: int) -> None:
+        start.wait()
+        for i in range(20_000):
+            cache.store(requests[i % 5], answer, b"x" * (1 + (i + thread) % 7), float(i))
+
+    threads = [threading.Thread(target=store, args=(t,)) for t in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    held = [cache.find(request, now=20_000.0) for request in requests]
+    assert cache.total_bytes == sum(len(found[2]) for found in held if found is not None)
+    assert len(cache) == 5
+
+
+@pytest.mark.usefixtures("eager_switching")
+def test_threads_expiring_and_storing_the_same_urls_keep_the_count_and_raise_nothing() -> None:
+    cache = StaleCache(max_age=1.0)
+    answer = httpx.Response(200, content=b"x")
+    requests = [httpx.Request("GET", f"https://api.example.com/{i}") for i in range(3)]
+    start = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def work(thread: int) -> None:
+        start.wait()
+        try:
+            for i in range(10_000):
+                request = requests[i % 3]
+                if thread % 2:
+                    cache.store(request, answer, b"x" * (1 + i % 5), now=0.0)
+                else:
+                    cache.find(request, now=5.0)  # expired: dropped, by one thread only
+        except BaseException as exc:  # pragma: no cover - the failure this test looks for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    held = sum(len(found[2]) for r in requests if (found := cache.find(r, now=0.5)) is not None)
+    assert cache.total_bytes == held
