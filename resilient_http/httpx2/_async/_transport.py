@@ -495,11 +495,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         """The call, in the bulkhead slot it holds: the slot is the call's until
         its body ends (read, closed or failed)."""
         try:
-            response = await (
-                self._first(request, host, retry, ticket)
-                if self._store is None  # (nothing for ``_call`` to ask first)
-                else self._call(request, host, retry, ticket)
-            )
+            response = await self._call(request, host, retry, ticket)
         except BaseException:
             slot.release()
             raise
@@ -525,20 +521,10 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
             budget.deposit(started)
         body = request.stream  # before an inner transport can buffer and replace it
         deadline = math.inf if retry.deadline is None else started + retry.deadline
-        outcome: httpx2.Response | BaseException
-        if host.hedge is not None and isinstance(body, httpx2.ByteStream):
-            hedged = is_idempotent(request, retry)
-            ticket, outcome = await self._attempt(request, host, ticket, deadline, hedged)
-        else:
-            try:  # (the most common attempt, without the ``_attempt`` frame)
-                if deadline == math.inf and host.endpoint is None:
-                    outcome = await self._inner.handle_async_request(request)
-                else:
-                    outcome = await _io.send_by(
-                        self._inner, _outgoing(request, host), self._clock, deadline
-                    )
-            except BaseException as exc:
-                outcome = exc
+        hedged = host.hedge is not None and isinstance(body, httpx2.ByteStream)
+        ticket, outcome = await self._attempt(
+            request, host, ticket, deadline, hedged and is_idempotent(request, retry)
+        )
         if (
             isinstance(outcome, httpx2.Response)
             and outcome.status_code not in host.unusual_statuses
