@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import httpx
@@ -16,17 +16,16 @@ if TYPE_CHECKING:
 __all__ = ["StaleCache"]
 
 
-#: A URL as the cache tells them apart: scheme, userinfo, host, port, path+query.
+#: A URL as the cache tells them apart: scheme, userinfo, host, port, path, query
+#: (and ``None`` where the fragment was), or, without httpx's parse, the public parts.
 _Key = tuple[object, ...]
-
-
-@dataclass(slots=True)
-class _Entry:
-    status: int
-    headers: Headers  # the response's own (copied when served, never when stored)
-    body: bytes
-    stored_at: float
-    vary: tuple[tuple[str, str | None], ...]
+#: The request's values of the headers a stored answer varies on.
+_Vary = tuple[tuple[str, str | None], ...]
+#: A stored answer: status, the response's own headers (copied when served, never
+#: when stored), body, when it was stored, what it varies on. A plain tuple, not a
+#: class: every stored success makes one, and a tuple costs a quarter as much.
+_Entry = tuple[int, "Headers", bytes, float, _Vary]
+_Held = list[tuple[bytes, bytes, bytes]]
 
 
 def _directives(values: list[bytes]) -> set[bytes]:
@@ -36,11 +35,19 @@ def _directives(values: list[bytes]) -> set[bytes]:
     }
 
 
-#: Request headers that forbid storing (private answers, or a part of the resource).
-_PRIVATE_REQUEST = frozenset({b"authorization", b"cookie", b"range"})
+#: Request headers that may forbid storing: private answers (Authorization,
+#: Cookie), a part of the resource (Range), Cache-Control: no-store.
+_REQUEST_NAMES = frozenset({b"authorization", b"cookie", b"range", b"cache-control"})
+#: Request headers that may make an answer personal: it is neither stored nor served.
+_PRIVATE = frozenset({b"authorization", b"cookie"})
+#: ``Cache-Control`` directives of a response that forbid storing it.
+_FORBID_STORING = frozenset({b"no-store", b"private"})
+#: Response headers that may forbid storing it.
+_RESPONSE_NAMES = frozenset({b"content-length", b"set-cookie", b"vary", b"cache-control"})
+_VARY = frozenset({b"vary"})
 
 
-def _held(headers: Headers) -> list[tuple[bytes, bytes, bytes]]:
+def _held(headers: Headers) -> _Held:
     """``(raw name, lower-case name, value)`` per header: httpx's (and httpx2's)
     own list when it holds one, else built from ``raw``."""
     held = getattr(headers, "_list", None)
@@ -60,48 +67,106 @@ def _by_name(headers: Headers, names: frozenset[bytes]) -> dict[bytes, list[byte
     return found
 
 
-_REQUEST_NAMES = _PRIVATE_REQUEST | {b"cache-control"}
-#: ``Cache-Control`` directives of a response that forbid storing it.
-_FORBID_STORING = frozenset({b"no-store", b"private"})
-#: Response headers that may forbid storing, besides ``Content-Length``.
-_RESPONSE_NAMES = frozenset({b"set-cookie", b"vary", b"cache-control"})
-_VARY = frozenset({b"vary"})
-_CONTENT_LENGTH = frozenset({b"content-length"})
+def _key(url: URL) -> _Key:
+    # the URL's parts as httpx already holds them (no re-parsing); the
+    # fragment is not among them, userinfo is kept apart
+    parts = getattr(url, "_uri_reference", None)  # httpx's and httpx2's parse
+    if isinstance(parts, tuple) and len(parts) == 7:
+        # scheme, userinfo, host, port, path, query, and no fragment: the parse
+        # itself when it holds none (most URLs: no copy to make)
+        return parts if parts[6] is None else (*parts[:6], None)
+    return (url.scheme, url.userinfo, url.raw_host, url.port, url.raw_path)
 
 
-def _request_allows(request: Request) -> bool:
-    for _, name, _ in _held(request.headers):
-        if name in _REQUEST_NAMES:
-            break
-    else:
-        return True  # (most requests: nothing more to read)
-    asked = _by_name(request.headers, _REQUEST_NAMES)
-    if not _PRIVATE_REQUEST.isdisjoint(asked):
-        return False  # private (Authorization, Cookie) or partial (Range)
-    # neither private nor partial: what made it look is its Cache-Control
-    return b"no-store" not in _directives(asked[b"cache-control"])
+def _httpx_as_expected() -> bool:
+    """Does this httpx hold what ``_held`` and ``_key`` read: its headers as a
+    list of ``(raw, lower-case, value)``, its URL's parse as seven parts?"""
+    held = getattr(httpx.Headers({"A": "b"}), "_list", None)
+    parts = getattr(httpx.URL("http://h/p?q#f"), "_uri_reference", None)
+    return held == [(b"A", b"a", b"b")] and isinstance(parts, tuple) and len(parts) == 7
 
 
-def _marked_storable(response: Response) -> bool:
-    """Do the response's ``Set-Cookie``, ``Vary`` and ``Cache-Control`` allow storing it?"""
-    answered = _by_name(response.headers, _RESPONSE_NAMES)
-    if b"set-cookie" in answered:
+#: The classes whose headers and URL are read in place on the path every
+#: success takes: httpx's own, when they hold what ``_held`` and ``_key`` look
+#: for. Any other (httpx2's, a subclass) goes through those, a call later.
+_HEADERS, _URL = (httpx.Headers, httpx.URL) if _httpx_as_expected() else (None, None)
+
+
+def _refuses(name: bytes, value: bytes) -> bool:
+    """Does this request header, one of ``_REQUEST_NAMES``, forbid storing the
+    answer? Any but ``Cache-Control`` does; that one when it says ``no-store``."""
+    if name != b"cache-control":
+        return True
+    # (parsed only when the word is in it at all; find: see _forbids_storing)
+    return value.lower().find(b"no-store") != -1 and b"no-store" in _directives([value])
+
+
+def _forbids_storing(value: bytes) -> bool:
+    """Does this ``Cache-Control`` value of a response say ``no-store`` or ``private``?"""
+    lowered = value.lower()
+    # Parsed only when either word is in it at all (most values hold neither).
+    # find, not `in`: on bytes `in` first tries the needle as an int, and makes
+    # and drops a TypeError, several times the cost of the search.
+    if lowered.find(b"no-store") == -1 and lowered.find(b"private") == -1:
         return False
-    for value in answered.get(b"vary", ()):
-        if b"*" in value:
-            return False
-    control = answered.get(b"cache-control")
-    return control is None or _FORBID_STORING.isdisjoint(_directives(control))
+    return not _FORBID_STORING.isdisjoint(_directives([value]))
 
 
-def _varied(request: Request, values: list[bytes]) -> tuple[tuple[str, str | None], ...]:
+def _answer_vary(held: _Held, limit: int) -> list[bytes] | None:
+    """The values of the answer's ``Vary`` headers, if its headers allow storing
+    it (``Content-Length``, ``Set-Cookie``, ``Vary``, ``Cache-Control``), else ``None``."""
+    vary: list[bytes] = []
+    for _, name, value in held:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > limit:
+                return None  # announced larger than an entry may be
+        elif name == b"cache-control":
+            if _forbids_storing(value):
+                return None
+        elif name == b"vary":
+            if value.find(b"*") != -1:
+                return None
+            vary.append(value)
+        elif name == b"set-cookie":
+            return None
+    return vary
+
+
+def _judge(request: Request, response: Response, limit: int) -> Sequence[bytes] | None:
+    """``None``: the answer may not be stored. Else the values of its ``Vary``
+    headers (most often none)."""
+    status = response.status_code
+    if request.method != "GET" or not 200 <= status < 300 or status == 206:
+        return None  # 206: a part of the resource must never answer for the whole
+    # Each streamed success comes here (and each in-memory one to keep's copy of
+    # this): httpx's own lists are read in place, each once, and helpers are only
+    # called for the few headers that need a closer look.
+    asked = request.headers
+    for _, name, value in asked._list if type(asked) is _HEADERS else _held(asked):
+        if name in _REQUEST_NAMES and _refuses(name, value):
+            return None
+    answered = response.headers
+    held = answered._list if type(answered) is _HEADERS else _held(answered)
+    for _, name, value in held:
+        if name in _RESPONSE_NAMES and (
+            name != b"content-length"
+            # (five digits at most cannot pass a limit of 100,000 or more: no int() made)
+            or ((len(value) > 5 or limit < 100_000) and value.isdigit() and int(value) > limit)
+        ):
+            return _answer_vary(held, limit)  # (a closer look, at all of them)
+    return ()
+
+
+def _varied(request: Request, values: Sequence[bytes]) -> _Vary:
     """The request's values of the headers a response varies on."""
-    return tuple(
-        (name, request.headers.get(name))
-        for value in values
-        for name in (part.strip().lower().decode("latin-1") for part in value.split(b","))
-        if name
-    )
+    headers = request.headers
+    varied = []
+    for value in values:
+        for part in value.split(b","):
+            name = part.strip().lower().decode("latin-1")
+            if name:
+                varied.append((name, headers.get(name)))
+    return tuple(varied)
 
 
 class StaleCache:
@@ -165,73 +230,89 @@ class StaleCache:
             self._entries.clear()
             self._bytes = 0
 
-    @staticmethod
-    def _key(url: URL) -> _Key:
-        # the URL's parts as httpx already holds them (no re-parsing); the
-        # fragment is not among them, userinfo is kept apart
-        parts = getattr(url, "_uri_reference", None)  # httpx's and httpx2's parse
-        if isinstance(parts, tuple) and len(parts) == 7:
-            return parts[:6]  # scheme, userinfo, host, port, path, query
-        return (url.scheme, url.userinfo, url.raw_host, url.port, url.raw_path)
-
     def storable(self, request: Request, response: Response) -> bool:
         """May this response be remembered? Checked on the status line."""
-        return self._verdict(request, response) is not False
+        return _judge(request, response, self.max_entry_bytes) is not None
 
     def keep(self, request: Request, response: Response, body: bytes, now: float) -> None:
         """Remember an answer whose body is already in memory, if it may be:
         ``storable`` and ``store`` in one pass over its headers."""
-        verdict = self._verdict(request, response)
-        if verdict is not False:
-            self._put(request, response, body, now, verdict is None)
+        # Every in-memory success comes here, so this is _judge, _key and _add
+        # written out in one function: no call at all for the common answer (a
+        # plain GET's 2xx that names none of the headers looked for). Change them
+        # together: tests/test_stale_cache_paths.py holds keep to storable+store.
+        status = response.status_code
+        limit = self.max_entry_bytes
+        size = len(body)
+        if request.method != "GET" or not 200 <= status < 300 or status == 206 or size > limit:
+            return  # 206: a part of the resource must never answer for the whole
+        asked = request.headers
+        for _, name, value in asked._list if type(asked) is _HEADERS else _held(asked):
+            if name in _REQUEST_NAMES and _refuses(name, value):
+                return
+        vary: _Vary = ()
+        answered = response.headers
+        held = answered._list if type(answered) is _HEADERS else _held(answered)
+        for _, name, value in held:
+            if name in _RESPONSE_NAMES and (
+                name != b"content-length"
+                # (five digits at most cannot pass a limit of 100,000 or more: no int() made)
+                or ((len(value) > 5 or limit < 100_000) and value.isdigit() and int(value) > limit)
+            ):
+                values = _answer_vary(held, limit)  # (a closer look, at all of them)
+                if values is None:
+                    return
+                vary = _varied(request, values)
+                break
+        url = request.url
+        key: _Key | None = url._uri_reference if type(url) is _URL else None
+        if key is None or key[6] is not None:  # (not httpx's own, or a fragment)
+            key = _key(url)
+        entries = self._entries
+        lock = self._lock
+        lock.acquire()  # (the entries and their count change together, as in _add)
+        try:
+            old = entries.pop(key, None)
+            entries[key] = (status, answered, body, now, vary)
+            if old is not None:
+                size -= len(old[2])
+            self._bytes = total = self._bytes + size
+            if len(entries) > self.max_entries or total > self.max_total_bytes:
+                self._shrink()
+        finally:
+            lock.release()
 
     def store(self, request: Request, response: Response, body: bytes, now: float) -> None:
         """Remember an answer found ``storable`` on its status line, now that its
         body has arrived in full."""
-        self._put(request, response, body, now, True)
-
-    def _verdict(self, request: Request, response: Response) -> bool | None:
-        """``False``: not to be stored. ``True``: storable, and the answer names
-        none of ``Set-Cookie``, ``Vary``, ``Cache-Control`` (most do not).
-        ``None``: storable, and it names some of them."""
-        status = response.status_code
-        if request.method != "GET" or not 200 <= status < 300 or status == 206:
-            return False  # 206: a part of the resource must never answer for the whole
-        if not _request_allows(request):
-            return False
-        limit = self.max_entry_bytes
-        for _, name, value in _held(response.headers):
-            if name == b"content-length":
-                if value.isdigit() and int(value) > limit:
-                    return False
-            elif name in _RESPONSE_NAMES:
-                return None if _marked_storable(response) and self._fits(response) else False
-        return True
-
-    def _fits(self, response: Response) -> bool:
-        lengths = _by_name(response.headers, _CONTENT_LENGTH).get(b"content-length", ())
-        return not any(n.isdigit() and int(n) > self.max_entry_bytes for n in lengths)
-
-    def _put(
-        self, request: Request, response: Response, body: bytes, now: float, marked: bool
-    ) -> None:
-        """Store the entry (``marked``: the answer may carry a ``Vary`` header)."""
         size = len(body)
         if size > self.max_entry_bytes:
             return
-        varied = _by_name(response.headers, _VARY) if marked else None
-        vary = _varied(request, varied[b"vary"]) if varied else ()
-        entry = _Entry(response.status_code, response.headers, body, now, vary)
-        key = self._key(request.url)
+        vary: _Vary = ()
+        headers = response.headers
+        held = headers._list if type(headers) is _HEADERS else _held(headers)
+        for _, name, _ in held:
+            if name == b"vary":  # (most answers name none: no list made)
+                vary = _varied(request, [value for _, name, value in held if name == b"vary"])
+                break
+        self._add(_key(request.url), (response.status_code, headers, body, now, vary), size)
+
+    def _add(self, key: _Key, entry: _Entry, size: int) -> None:
+        """Put the entry in (of ``size`` bytes), last: the most recently stored."""
         entries = self._entries
-        with self._lock:
+        lock = self._lock
+        # acquire/release, not `with`: half the cost, and every stored success pays it
+        lock.acquire()
+        try:
             old = entries.pop(key, None)
-            if old is not None:
-                size -= len(old.body)
             entries[key] = entry
-            self._bytes += size
-            if len(entries) > self.max_entries or self._bytes > self.max_total_bytes:
+            if old is not None:
+                size -= len(old[2])
+            self._bytes = total = self._bytes + size
+            if len(entries) > self.max_entries or total > self.max_total_bytes:
                 self._shrink()
+        finally:
+            lock.release()
 
     def _shrink(self) -> None:
         """Drop the least recently stored entries until within both bounds
@@ -239,7 +320,7 @@ class StaleCache:
         entries = self._entries
         while entries and (len(entries) > self.max_entries or self._bytes > self.max_total_bytes):
             _, evicted = entries.popitem(last=False)
-            self._bytes -= len(evicted.body)
+            self._bytes -= len(evicted[2])
 
     def lookup(self, request: httpx.Request, now: float) -> httpx.Response | None:
         """A fresh copy of the stored answer for this GET, or ``None``."""
@@ -257,24 +338,25 @@ class StaleCache:
         (httpx or httpx2) makes its own from it."""
         if request.method != "GET" or not self._entries:
             return None
-        if "authorization" in request.headers or "cookie" in request.headers:
-            return None
-        key = self._key(request.url)
+        if not _PRIVATE.isdisjoint([name for _, name, _ in _held(request.headers)]):
+            return None  # (each `name in headers` would decode the whole list again)
+        key = _key(request.url)
         entry = self._entries.get(key)
         if entry is None:
             return None
-        age = now - entry.stored_at
+        status, stored, body, stored_at, vary = entry
+        age = now - stored_at
         if age > self.max_age:
             with self._lock:  # unless another thread replaced or dropped it meanwhile
                 if self._entries.get(key) is entry:
                     del self._entries[key]
-                    self._bytes -= len(entry.body)
+                    self._bytes -= len(body)
             return None
-        if any(request.headers.get(name) != value for name, value in entry.vary):
+        if any(request.headers.get(name) != value for name, value in vary):
             return None
-        headers = entry.headers.copy()
+        headers = stored.copy()
         previous = headers.get("age", "")
         # ASCII digits only: a latin-1 "²" passes str.isdigit() and fails int()
         base = int(previous) if previous.isascii() and previous.isdigit() else 0
         headers["Age"] = str(base + int(max(0.0, age)))
-        return entry.status, headers, entry.body
+        return status, headers, body
