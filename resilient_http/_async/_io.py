@@ -218,9 +218,7 @@ _UNCANCEL = hasattr(asyncio.Task, "uncancel")
 # wrapper around this lookup on 3.11 (C from 3.12), and it runs for every attempt.
 _tasks = getattr(asyncio.tasks, "_current_tasks", None)
 _running_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
-    _tasks.get
-    if sys.version_info < (3, 12) and isinstance(_tasks, dict)
-    else asyncio.current_task
+    _tasks.get if sys.version_info < (3, 12) and isinstance(_tasks, dict) else asyncio.current_task
 )
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import sys
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar, Generic, NoReturn, TypeAlias, TypeVar
@@ -170,13 +172,13 @@ def _cut(seconds: float) -> _Cut | None:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # not asyncio
         return None
-    task = asyncio.current_task(loop)
+    task = _running_task(loop)
     if task is None:
         return None
     deadlines = _Deadlines.last
     if deadlines is None or deadlines.loop is not loop:
         deadlines = _Deadlines.of(loop)
-    cut = _Cut(deadlines, task, loop.time() + seconds)
+    cut = _Cut(deadlines, task, deadlines.time() + seconds)
     deadlines.cuts[cut] = None
     if cut.when < deadlines.armed:
         deadlines.arm(cut.when)
@@ -213,13 +215,20 @@ class _Cut:
 
 _UNCANCEL = hasattr(asyncio.Task, "uncancel")
 
+# The running task, read where it is kept: ``asyncio.current_task`` is a Python
+# wrapper around this lookup on 3.11 (C from 3.12), and it runs for every attempt.
+_tasks = getattr(asyncio.tasks, "_current_tasks", None)
+_running_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
+    _tasks.get if sys.version_info < (3, 12) and isinstance(_tasks, dict) else asyncio.current_task
+)
+
 
 class _Deadlines:
     """The cuts pending on one event loop, and one timer, for the soonest.
     An attempt ending in time only leaves the table; the timer, when it goes
     off, fires the cuts that are due and is set again for the next."""
 
-    __slots__ = ("__weakref__", "armed", "cuts", "loop", "timer")
+    __slots__ = ("__weakref__", "armed", "cuts", "loop", "time", "timer")
 
     _of: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines]] = (
         weakref.WeakKeyDictionary()
@@ -228,6 +237,11 @@ class _Deadlines:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        # the loop's clock: asyncio's own reads time.monotonic() through a
+        # Python method, so that is read directly (uvloop keeps its own clock)
+        self.time: Callable[[], float] = (
+            time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+        )
         self.cuts: dict[_Cut, None] = {}
         self.timer: asyncio.TimerHandle | None = None
         self.armed = math.inf  # when the timer goes off
@@ -248,7 +262,7 @@ class _Deadlines:
 
     def _fire(self) -> None:
         self.timer, self.armed = None, math.inf
-        now = self.loop.time()
+        now = self.time()
         soonest = math.inf
         for cut in list(self.cuts):
             if cut.when <= now:
