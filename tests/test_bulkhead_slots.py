@@ -9,6 +9,7 @@ from __future__ import annotations
 import anyio
 
 from resilient_http._async import _io
+from resilient_http._sync import _io as _sync_io
 
 
 async def test_free_slots_are_taken_at_once_then_the_next_call_waits_its_max_wait() -> None:
@@ -74,5 +75,14 @@ async def test_a_waiter_cancelled_in_the_queue_leaves_it() -> None:
         assert len(slots.waiters) == 1
         tg.cancel_scope.cancel()
     assert not slots.waiters
+    slots.release()
+    assert slots.free == 1
+
+
+def test_sync_slots_are_taken_at_once_then_a_thread_waits_its_max_wait() -> None:
+    slots = _sync_io.Semaphore(1)
+    assert _sync_io.acquire(slots, 0.0)
+    assert not _sync_io.try_acquire(slots)
+    assert not _sync_io.acquire(slots, 0.01)  # timed out: no slot
     slots.release()
     assert slots.free == 1
