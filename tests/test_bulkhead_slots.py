@@ -1,8 +1,8 @@
 """The async bulkhead's slots (``_io.Semaphore``), on asyncio and trio: a free
 slot is taken at once, a released one goes to the first waiter, and a waiter
-that times out or is cancelled never takes a slot with it. (The sync binding
-uses ``threading.Semaphore``; the contract tests cover both through the
-transport.)"""
+that times out or is cancelled never takes a slot with it; and the sync
+binding's slots. (The contract tests and ``tests/test_threads.py`` cover both
+through the transport.)"""
 
 from __future__ import annotations
 
