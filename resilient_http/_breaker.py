@@ -63,27 +63,57 @@ class Ticket:
 
 
 class _Window:
-    """Time-sliced counters over the last ``window`` seconds (O(1) per call)."""
+    """Time-sliced counters over the last ``window`` seconds (O(1) per call),
+    and the rate-mode thresholds they are judged against."""
 
-    __slots__ = ("_calls", "_epoch", "_failures", "_slow", "_width", "calls", "failures", "slow")
+    __slots__ = (
+        "_below",
+        "_calls",
+        "_epoch",
+        "_failure_rate",
+        "_failures",
+        "_index",
+        "_minimum",
+        "_quotient",
+        "_slow",
+        "_slow_rate",
+        "_width",
+        "calls",
+        "failures",
+        "slow",
+    )
 
     BUCKETS = 10
 
-    def __init__(self, window: float) -> None:
+    def __init__(
+        self, window: float, minimum_calls: int, failure_rate: float, slow_rate: float | None
+    ) -> None:
         self._width = window / self.BUCKETS
         self._calls = [0] * self.BUCKETS
         self._failures = [0] * self.BUCKETS
         self._slow = [0] * self.BUCKETS
         self._epoch = -1
+        # The bucket of the last roll, kept as the float ``now // width`` gave
+        # (compared without int()) and as its index (no modulo per call).
+        self._quotient = -1.0
+        self._index = -1 % self.BUCKETS
+        self._minimum = minimum_calls
+        self._failure_rate = failure_rate
+        self._slow_rate = slow_rate  # None: slow calls are not detected
+        #: The totals were last judged with at least minimum_calls and below
+        #: both rates; False again whenever the totals shrink (roll, clear).
+        self._below = False
         self.calls = self.failures = self.slow = 0
 
     def clear(self) -> None:
         for series in (self._calls, self._failures, self._slow):
             series[:] = [0] * self.BUCKETS
         self.calls = self.failures = self.slow = 0
+        self._below = False
 
     def _roll(self, now: float) -> int:
-        epoch = int(now // self._width)
+        quotient = now // self._width
+        epoch = int(quotient)
         last = self._epoch
         if epoch != last:
             if last < 0 or epoch - last >= self.BUCKETS:
@@ -95,20 +125,39 @@ class _Window:
                     self.failures -= self._failures[i]
                     self.slow -= self._slow[i]
                     self._calls[i] = self._failures[i] = self._slow[i] = 0
+                self._below = False
             self._epoch = epoch
-        return epoch % self.BUCKETS
+        self._quotient = quotient
+        self._index = index = epoch % self.BUCKETS
+        return index
 
-    def add(self, now: float, failed: bool, slow: bool) -> None:
-        epoch = int(now // self._width)
-        i = epoch % self.BUCKETS if epoch == self._epoch else self._roll(now)
+    def add(self, now: float, failed: bool, slow: bool) -> bool:
+        """Count one finished call at ``now``. ``True`` when the window (rolled
+        to now, so its totals are current) holds at least ``minimum_calls``
+        calls and the share of failures, or of slow calls, reaches its rate."""
+        # Nearly every call lands in the bucket of the one before: one float
+        # division and compare, the rolling only when the bucket changed.
+        i = self._index if now // self._width == self._quotient else self._roll(now)
         self._calls[i] += 1
-        self.calls += 1
+        calls = self.calls = self.calls + 1
         if failed:
             self._failures[i] += 1
             self.failures += 1
         if slow:
             self._slow[i] += 1
             self.slow += 1
+        elif not failed and self._below:
+            # A call that neither failed nor was slow only lowers both shares:
+            # totals judged below their rates, and not rolled since, stay below.
+            return False
+        if calls < self._minimum:
+            return False
+        slow_rate = self._slow_rate
+        reached = self.failures >= self._failure_rate * calls or (
+            slow_rate is not None and self.slow >= slow_rate * calls
+        )
+        self._below = not reached
+        return reached
 
     def totals_at(self, now: float) -> tuple[int, int, int]:
         """The totals as of ``now`` without rolling the buckets (a read changes nothing)."""
@@ -152,7 +201,6 @@ class Breaker:
         "_probe_successes",
         "_probes",
         "_random",
-        "_rate",
         "_slow_after",
         "_state",
         "_streak",
@@ -189,9 +237,17 @@ class Breaker:
         self._streak = 0
         self._opened_total = 0
         self._forced: CircuitState | None = None
-        self._rate = policy.rate_mode
         self._slow_after = policy.slow_call_duration
-        self._window = _Window(policy.window) if self._rate else None
+        self._window = (
+            _Window(
+                policy.window,
+                policy.minimum_calls,
+                policy.failure_rate,
+                None if self._slow_after is None else policy.slow_call_rate,
+            )
+            if policy.failure_rate is not None  # (rate mode)
+            else None
+        )
         #: Whether outcomes need a duration (slow-call detection); else 0.0 will do.
         self.timed = self._slow_after is not None
 
@@ -292,25 +348,39 @@ class Breaker:
     # -- outcomes --------------------------------------------------------------
 
     def on_success(self, ticket: Ticket, duration: float = 0.0) -> None:
-        if ticket.probe:
-            if not self._release_probe(ticket):
-                return
-            self._probe_successes += 1
-            if self._probe_successes >= self.policy.success_threshold:
-                self._streak = 0
-                self._open_period = self.policy.recovery_timeout
-                self._transition(CLOSED)
+        # Nearly every call brings back the current closed-state ticket, which
+        # is neither a probe nor stale: one identity test covers both checks.
+        if ticket is not self._closed_ticket:
+            self._other_success(ticket, duration)
             return
         if self._in_flight:  # (a closed ticket reported twice must not drive it negative)
             self._in_flight -= 1
-        if ticket.generation != self._generation:
-            return
-        if self._window is not None:
-            # A success can be the call that reaches minimum_calls with the
-            # failure share already over the rate: judge the window every time.
-            self._count_in_window(False, duration)
-        else:
+        window = self._window
+        if window is None:
             self._failures = 0
+            return
+        now = self._clock()
+        slow_after = self._slow_after
+        slow = slow_after is not None and duration >= slow_after
+        if slow or not window._below or now // window._width != window._quotient:
+            # A success can be the call that reaches minimum_calls with the failure
+            # share already over the rate, or land after the window slid: judge it.
+            self._count(window, now, False, slow)
+            return
+        # _Window.add inlined for the steady state (nearly every call): one more
+        # call in the current bucket, neither failed nor slow, and the totals
+        # already judged below both rates, so they stay below.
+        window._calls[window._index] += 1
+        window.calls += 1
+
+    def _other_success(self, ticket: Ticket, duration: float) -> None:
+        """A probe's success, a stale ticket's, or a ticket made by hand."""
+        if ticket.probe:
+            self._probe_succeeded(ticket)
+        elif ticket.generation == self._generation:  # the closed ticket's equal
+            Breaker.on_success(self, self._closed_ticket, duration)  # (no lock to retake)
+        elif self._in_flight:
+            self._in_flight -= 1
 
     def on_failure(self, ticket: Ticket, duration: float = 0.0) -> None:
         if ticket.probe:
@@ -324,8 +394,12 @@ class Breaker:
             self._in_flight -= 1
         if ticket.generation != self._generation:
             return
-        if self._window is not None:
-            self._count_in_window(True, duration)
+        window = self._window
+        if window is not None:
+            slow_after = self._slow_after
+            self._count(
+                window, self._clock(), True, slow_after is not None and duration >= slow_after
+            )
         else:
             self._last_failure = self._clock()
             self._failures += 1
@@ -351,23 +425,19 @@ class Breaker:
         self._probes -= 1
         return True
 
-    def _count_in_window(self, failed: bool, duration: float) -> None:
+    def _count(self, window: _Window, now: float, failed: bool, slow: bool) -> None:
         """Rate mode: add one finished call to the window, then judge it."""
-        assert self._window is not None
-        slow = self._slow_after is not None and duration >= self._slow_after
-        window = self._window
-        window.add(self._clock(), failed, slow)  # rolled to now: its totals are current
-        self._check_rates(window.calls, window.failures, window.slow)
-
-    def _check_rates(self, calls: int, failures: int, slow: int) -> None:
-        policy = self.policy
-        if calls < policy.minimum_calls or self._forced is not None:
-            return
-        failure_rate = policy.failure_rate
-        if (failure_rate is not None and failures >= failure_rate * calls) or (
-            self._slow_after is not None and slow >= policy.slow_call_rate * calls
-        ):
+        if window.add(now, failed, slow) and self._forced is None:
             self._open()
+
+    def _probe_succeeded(self, ticket: Ticket) -> None:
+        if not self._release_probe(ticket):
+            return
+        self._probe_successes += 1
+        if self._probe_successes >= self.policy.success_threshold:
+            self._streak = 0
+            self._open_period = self.policy.recovery_timeout
+            self._transition(CLOSED)
 
     # -- manual control ---------------------------------------------------------
 
@@ -472,26 +542,51 @@ class LockedBreaker(Breaker):
                 return
             super()._announce(old, new)
 
+    # The four calls made for every attempt take the lock with acquire() and
+    # release() (about half the cost of a with statement), call the plain
+    # breaker's method directly (no super() object), and look for something
+    # to tell before calling _tell.
+
     def admit(self) -> Ticket | None:
-        with self._lock:
-            ticket = super().admit()
-        self._tell()
+        lock = self._lock
+        lock.acquire()
+        try:
+            ticket = Breaker.admit(self)
+        finally:
+            lock.release()
+        if self._announcements:
+            self._tell()
         return ticket
 
     def on_success(self, ticket: Ticket, duration: float = 0.0) -> None:
-        with self._lock:
-            super().on_success(ticket, duration)
-        self._tell()
+        lock = self._lock
+        lock.acquire()
+        try:
+            Breaker.on_success(self, ticket, duration)
+        finally:
+            lock.release()
+        if self._announcements:
+            self._tell()
 
     def on_failure(self, ticket: Ticket, duration: float = 0.0) -> None:
-        with self._lock:
-            super().on_failure(ticket, duration)
-        self._tell()
+        lock = self._lock
+        lock.acquire()
+        try:
+            Breaker.on_failure(self, ticket, duration)
+        finally:
+            lock.release()
+        if self._announcements:
+            self._tell()
 
     def on_ignored(self, ticket: Ticket) -> None:
-        with self._lock:
-            super().on_ignored(ticket)
-        self._tell()
+        lock = self._lock
+        lock.acquire()
+        try:
+            Breaker.on_ignored(self, ticket)
+        finally:
+            lock.release()
+        if self._announcements:
+            self._tell()
 
     def force_open(self) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ import inspect
 import logging
 import math
 import sys
+import types
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -165,6 +166,17 @@ def is_async_callable(fn: object) -> bool:
     )
 
 
+def _direct(listener: Callable[[Event], object]) -> Callable[[Event], object]:
+    """The cheapest callable that calls ``listener``: an instance of a class
+    with a Python ``__call__``, through that method bound (a bound method is
+    called directly; an instance has its ``__call__`` looked up on every
+    call); anything else (functions, ``functools.partial``) as it is."""
+    if isinstance(getattr(type(listener), "__call__", None), types.FunctionType):  # noqa: B004
+        bound: Callable[[Event], object] = getattr(listener, "__call__")  # noqa: B004, B009
+        return bound
+    return listener
+
+
 class Emitter:
     """Calls listeners and collects what async listeners return.
 
@@ -176,7 +188,7 @@ class Emitter:
     charged to anybody: they run in the background (``run_detached``).
     """
 
-    __slots__ = ("listeners", "owing")
+    __slots__ = ("_calls", "listeners", "owing")
 
     def __init__(self, listeners: Iterable[Listener | Callable[[Event], object]]) -> None:
         listeners = tuple(listeners)
@@ -184,14 +196,18 @@ class Emitter:
             if not callable(listener):
                 raise TypeError(f"listeners must be callables, got {listener!r}")
         self.listeners: tuple[Callable[[Event], object], ...] = listeners
+        # What emit calls: an object's bound ``__call__`` rather than the object
+        # (calling an instance looks its ``__call__`` up on every call; this
+        # runs for every attempt), a function as it is.
+        self._calls = tuple((_direct(listener), listener) for listener in listeners)
         # Is any listener ``async def``? Only then does a call collect what it
         # owes (anything else a listener returns to await runs in the background).
         self.owing = any(is_async_callable(listener) for listener in listeners)
 
     def emit(self, event: Event) -> None:
-        for listener in self.listeners:
+        for call, listener in self._calls:
             try:
-                result = listener(event)
+                result = call(event)
             except Exception:
                 logger.exception("resilient_http listener %r raised", listener)
                 continue

@@ -136,6 +136,12 @@ class PrometheusMetrics:
         # each host's labelled series, looked up once (``labels()`` costs
         # microseconds per call); dropped with the host on eviction
         self._hosts: dict[str, _Series] = {}
+        # the attempt counts' pieces, bound here so the hot path reaches them
+        # in one attribute load each
+        self._rows = self._attempts.rows
+        self._starts = self._attempts.starts
+        self._bounds = self._attempts.bounds
+        self._lock = self._attempts.lock
 
     def _series(self, host: str) -> _Series:
         series = self._hosts.get(host)
@@ -146,11 +152,59 @@ class PrometheusMetrics:
         return series
 
     def __call__(self, event: Event) -> None:
+        # The hot path: one AttemptFinished per attempt, of a host already
+        # seen. Shaped for speed, as it runs on every attempt: an exact type
+        # check first (any other event, a subclass included, takes the
+        # isinstance chain); two dict subscripts in a ``try`` (free until it
+        # raises: a host's first attempt, an outcome the row has no slot for);
+        # the bucket found by C code outside the lock (and the bounds alone: a
+        # ``lo`` argument costs more than adding ``start``); the lock taken by hand
+        # (``with`` costs twice as much). A host has a row only once its
+        # labelled series exist.
+        if type(event) is AttemptFinished:
+            try:
+                row = self._rows[event.host]
+                start = self._starts[event.outcome]
+                if not start:  # ignored: nothing to count
+                    return
+                duration = event.duration
+                index = bisect.bisect_left(self._bounds, duration) + start
+            except (KeyError, TypeError):  # (no duration: no bucket)
+                self._on_attempt(event)
+                return
+            lock = self._lock
+            lock.acquire()
+            try:
+                row[index] += 1
+                row[0] += duration
+            finally:
+                lock.release()
+            return
+        self._dispatch(event)
+
+    def _on_attempt(self, event: AttemptFinished) -> None:
+        """An attempt the hot path does not take: the host's first, an ignored
+        one's first, one without a duration, an unknown verdict."""
+        self._series(event.host)
+        self._attempts.add(event.host, event.outcome, event.duration)
+
+    def _dispatch(self, event: Event) -> None:
+        """Every event but the hot path's, most frequent first (the event types
+        are disjoint: the order changes nothing else)."""
         host = event.host
-        if isinstance(event, AttemptFinished):
-            if host not in self._hosts:
-                self._series(host)
-            self._attempts.add(host, event.outcome, event.duration)
+        if isinstance(event, RetryScheduled):
+            self._series(host).retries.inc()
+        elif isinstance(event, CallRejected):
+            self._series(host)
+            self._attempts.add(host, "rejected")
+        elif isinstance(event, FallbackServed):
+            self._series(host)
+            self._attempts.add(host, "fallback")
+        elif isinstance(event, AttemptFinished):
+            self._on_attempt(event)
+        elif isinstance(event, Hedged):
+            self._hedges.labels(host).inc(event.hedges)
+            self._hedged.labels(host, "hedge" if event.winner else "first").inc()
         elif isinstance(event, StateChanged):
             series = self._series(host)
             series.state.set(STATE_VALUES[event.new])
@@ -158,14 +212,6 @@ class PrometheusMetrics:
                 series.opened.inc()
         elif isinstance(event, BreakerEvicted):
             self._forget(host)
-        elif isinstance(event, RetryScheduled):
-            self._series(host).retries.inc()
-        elif isinstance(event, CallRejected | FallbackServed):
-            self._series(host)
-            self._attempts.add(host, "rejected" if isinstance(event, CallRejected) else "fallback")
-        elif isinstance(event, Hedged):
-            self._hedges.labels(host).inc(event.hedges)
-            self._hedged.labels(host, "hedge" if event.winner else "first").inc()
 
     def _forget(self, host: str) -> None:
         self._hosts.pop(host, None)
@@ -214,61 +260,67 @@ def _le(bound: float) -> str:
     return text
 
 
-class _Host:
-    """One host's attempt counts and duration histogram (per bucket, not cumulative)."""
-
-    __slots__ = ("buckets", "outcomes", "total")
-
-    def __init__(self, size: int) -> None:
-        self.outcomes: dict[str, int] = {}
-        self.buckets = [0] * size
-        self.total = 0.0
-
-
 class _Attempts(Collector):
     """``resilient_http_requests_total`` and ``resilient_http_request_duration_seconds``,
     kept as plain numbers under one lock and turned into metric families when
-    the registry is scraped. Every attempt lands here, so it costs a lookup, a
-    bisect and three additions (prometheus-client's own children take a lock
-    and a few checks per series, several times slower)."""
+    the registry is scraped (prometheus-client's own children take a lock and
+    a few checks per series, several times slower).
+
+    Each host has one row, a list: the sum of the durations at 0; then one
+    count per duration bucket for each verdict (``success``, ``failure``, any
+    other), from ``starts[verdict]``; then one count per ``OUTCOMES`` for what
+    has no bucket (rejected calls, an attempt without a duration). So an
+    attempt adds 1 to one slot, ``starts[verdict] + bisect_left(bounds,
+    duration)``, and its duration to the sum: a verdict's count is the sum of
+    its buckets (and of its bucketless count), a bucket's count the sum of
+    that bucket over the verdicts."""
 
     def __init__(self, bounds: Sequence[float]) -> None:
-        self._bounds = tuple(bounds)
-        self._le = [_le(bound) for bound in self._bounds]
-        self._lock = threading.Lock()
-        self._hosts: dict[str, _Host] = {}
+        self.bounds = tuple(bounds)
+        self._le = [_le(bound) for bound in self.bounds]
+        size = len(self.bounds)
+        # where each verdict's buckets start (0: an ignored attempt counts nowhere)
+        self.starts = {"success": 1, "failure": 1 + size, "ignored": 0}
+        self._other = 1 + 2 * size  # the buckets of any other verdict
+        self._bucketless = 1 + 3 * size
+        self._size = self._bucketless + len(OUTCOMES)
+        self.lock = threading.Lock()
+        self.rows: dict[str, list[float]] = {}
 
     def add(self, host: str, outcome: str, duration: float | None = None) -> None:
         """Count one outcome; ``duration``: an attempt's (ignored ones have none)."""
-        with self._lock:
-            series = self._hosts.get(host)
-            if series is None:
-                series = self._hosts[host] = _Host(len(self._bounds))
+        lock = self.lock
+        lock.acquire()  # (by hand: half the cost of ``with``)
+        try:
+            row = self.rows.get(host)
+            if row is None:
+                row = self.rows[host] = [0.0] + [0] * (self._size - 1)
             if outcome == "ignored":  # cancelled, or the caller's own error
                 return
-            series.outcomes[outcome] = series.outcomes.get(outcome, 0) + 1
+            start = self.starts.get(outcome)  # (not 0: ignored returned above)
             if duration is not None:
-                series.buckets[bisect.bisect_left(self._bounds, duration)] += 1
-                series.total += duration
+                row[(start or self._other) + bisect.bisect_left(self.bounds, duration)] += 1
+                row[0] += duration
+                if start is not None:
+                    return  # counted by its bucket
+            if outcome in OUTCOMES:
+                row[self._bucketless + OUTCOMES.index(outcome)] += 1
+        finally:
+            lock.release()
 
     def forget(self, host: str) -> None:
-        with self._lock:
-            self._hosts.pop(host, None)
+        with self.lock:
+            self.rows.pop(host, None)
 
     def describe(self) -> list[Metric]:
         return list(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        with self._lock:
-            rows = [
-                (host, dict(series.outcomes), list(series.buckets), series.total)
-                for host, series in self._hosts.items()
-            ]
+        with self.lock:
+            rows = [(host, list(row)) for host, row in self.rows.items()]
         return self._families(rows)
 
-    def _families(
-        self, rows: Sequence[tuple[str, dict[str, int], list[int], float]] = ()
-    ) -> Iterator[Metric]:
+    def _families(self, rows: Sequence[tuple[str, list[float]]] = ()) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "resilient_http_requests",
             "Attempts that reached the upstream (success, failure) and calls rejected "
@@ -280,14 +332,19 @@ class _Attempts(Collector):
             "Duration of each attempt that reached the upstream, until its verdict.",
             labels=["host"],
         )
-        for host, outcomes, buckets, total in rows:
-            for outcome in OUTCOMES:
-                if outcome in outcomes:
-                    requests.add_metric([host, outcome], outcomes[outcome])
-            cumulative, seen = [], 0
-            for le, count in zip(self._le, buckets, strict=True):
-                seen += count
-                cumulative.append((le, float(seen)))
-            durations.add_metric([host], cumulative, total)
+        step = len(self.bounds)
+        for host, row in rows:
+            success, failure, other = (row[i : i + step] for i in range(1, self._bucketless, step))
+            counts = row[self._bucketless :]
+            counts[0] += sum(success)
+            counts[1] += sum(failure)
+            for outcome, count in zip(OUTCOMES, counts, strict=True):
+                if count:  # a series appears with its first count
+                    requests.add_metric([host, outcome], count)
+            cumulative, seen = [], 0.0
+            for le, *verdicts in zip(self._le, success, failure, other, strict=True):
+                seen += sum(verdicts)
+                cumulative.append((le, seen))
+            durations.add_metric([host], cumulative, row[0])
         yield requests
         yield durations

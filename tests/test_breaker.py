@@ -450,6 +450,84 @@ def test_in_rate_mode_idle_means_no_failure_left_in_the_window(clock: FakeClock)
     assert breaker.is_idle()
 
 
+# -- rate mode: the closed-state success shortcut ------------------------------------------
+# A success that is neither slow nor the first in a new bucket skips judging the
+# window once its totals were judged below both rates; these pin the cases that
+# must still be judged.
+
+
+def rate_breaker(clock: FakeClock, **settings: Any) -> Breaker:
+    return make(clock, failure_rate=0.5, minimum_calls=3, window=10, **settings)
+
+
+def test_a_success_after_the_window_slid_can_open_the_circuit(clock: FakeClock) -> None:
+    breaker = rate_breaker(clock)
+    for _ in range(3):
+        breaker.on_success(admit(breaker))  # judged: 3 calls, no failure
+    clock.advance(5)
+    fail(breaker, 2)  # 2 of 5: below the rate
+    breaker.on_success(admit(breaker))
+    assert breaker.state is CLOSED
+    clock.advance(5.5)  # the first three successes leave the window
+    breaker.on_success(admit(breaker))  # 2 failures of 3 calls
+    assert breaker.state is OPEN
+
+
+def test_a_slow_success_is_judged_once_the_window_is_steady(clock: FakeClock) -> None:
+    breaker = rate_breaker(clock, slow_call_duration=1.0, slow_call_rate=0.5)
+    for _ in range(4):
+        breaker.on_success(admit(breaker), 0.1)
+    for _ in range(3):
+        breaker.on_success(admit(breaker), 1.0)
+    assert breaker.state is CLOSED  # 3 slow of 7
+    breaker.on_success(admit(breaker), 1.0)  # 4 of 8
+    assert breaker.state is OPEN
+
+
+def test_a_success_reaching_minimum_calls_is_judged(clock: FakeClock) -> None:
+    breaker = rate_breaker(clock)
+    fail(breaker, 2)
+    assert breaker.state is CLOSED  # too few calls to judge
+    breaker.on_success(admit(breaker))  # 2 failures of 3 calls
+    assert breaker.state is OPEN
+
+
+def test_a_forced_closed_rate_breaker_judges_again_after_reset(clock: FakeClock) -> None:
+    breaker = rate_breaker(clock)
+    breaker.force_closed()
+    fail(breaker, 3)
+    breaker.on_success(admit(breaker))
+    assert breaker.state is CLOSED
+    breaker.reset()  # the window starts afresh
+    for _ in range(3):
+        breaker.on_success(admit(breaker))
+    fail(breaker, 2)
+    assert breaker.state is CLOSED  # 2 of 5
+    fail(breaker)
+    assert breaker.state is OPEN  # 3 of 6
+
+
+@pytest.mark.parametrize("kind", [Breaker, LockedBreaker])
+def test_a_hand_made_ticket_of_the_current_generation_counts(
+    clock: FakeClock, kind: type[Breaker]
+) -> None:
+    """Only the object differs from the closed-state ticket: it counts the same."""
+    policy = BreakerPolicy(failure_rate=0.5, minimum_calls=3, window=10)
+    breaker = kind("api.example.com:443", policy, clock=clock)
+    admit(breaker)
+    breaker.on_success(Ticket(0, probe=False))
+    assert breaker.calls_in_flight == 0
+    assert breaker.snapshot()["window"] == {"calls": 1, "failures": 0, "slow_calls": 0}
+    counting = make(clock, failure_threshold=3)
+    fail(counting, 2)
+    counting.on_success(Ticket(0, probe=False))
+    assert counting.failure_count == 0
+    trip(counting)
+    counting.on_success(Ticket(0, probe=False))  # stale now: nothing changes
+    assert counting.state is OPEN
+    assert counting.calls_in_flight == 0
+
+
 # -- LockedBreaker (shared between threads) ---------------------------------------------
 
 

@@ -16,9 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from resilient_http import (
     AttemptFinished,
+    BreakerEvicted,
     BreakerPolicy,
+    CallRejected,
     CircuitOpenError,
     CircuitState,
+    FallbackServed,
     Policy,
     ResilientTransport,
     RetryPolicy,
@@ -225,3 +228,62 @@ def test_custom_buckets_get_their_inf_bucket_and_must_be_sorted() -> None:
         PrometheusMetrics(registry=CollectorRegistry(), buckets=[2, 0.5])
     with pytest.raises(ValueError, match="at least one"):
         PrometheusMetrics(registry=CollectorRegistry(), buckets=[])
+
+
+def test_every_path_of_an_attempt_lands_in_the_same_series() -> None:
+    """A host's first attempt, the later ones, ignored ones, one without a
+    duration, rejected calls, and the host's return after its eviction."""
+    registry = CollectorRegistry()
+    metrics = PrometheusMetrics(registry=registry, buckets=[0.1, 1])
+    host = (("host", "a:443"),)
+
+    def attempt(outcome: str, duration: float | None) -> None:
+        metrics(AttemptFinished("a:443", "GET", outcome, duration, None, None))  # type: ignore[arg-type]
+
+    def got() -> dict[str, float]:
+        return {
+            name.removeprefix("resilient_http_") + "".join(f"/{v}" for _, v in labels[1:]): value
+            for (name, labels), value in samples(registry).items()
+            if name.startswith(("resilient_http_requests", "resilient_http_request_duration"))
+        }
+
+    attempt("ignored", 0.5)  # a first sight ignored: the host appears, counted nowhere
+    assert got() == {
+        "request_duration_seconds_bucket/0.1": 0,
+        "request_duration_seconds_bucket/1.0": 0,
+        "request_duration_seconds_bucket/+Inf": 0,
+        "request_duration_seconds_count": 0,
+        "request_duration_seconds_sum": 0,
+    }
+    assert samples(registry)[("resilient_http_circuit_state", host)] == 0
+    attempt("success", 0.05)
+    attempt("failure", 0.1)  # on a bound: its bucket
+    attempt("failure", 5.0)
+    attempt("success", float("inf"))
+    attempt("ignored", 0.5)
+    attempt("success", None)  # no duration: counted, in no bucket
+    metrics(CallRejected("a:443", "GET", "circuit_open", 1.0))
+    metrics(FallbackServed("a:443", "GET", "circuit_open", "fallback"))
+    metrics(CallRejected("a:443", "GET", "bulkhead_full", 0.0))
+    assert got() == {
+        "requests_total/success": 3,
+        "requests_total/failure": 2,
+        "requests_total/rejected": 2,
+        "requests_total/fallback": 1,
+        "request_duration_seconds_bucket/0.1": 2,
+        "request_duration_seconds_bucket/1.0": 2,
+        "request_duration_seconds_bucket/+Inf": 4,
+        "request_duration_seconds_count": 4,
+        "request_duration_seconds_sum": float("inf"),
+    }
+    metrics(BreakerEvicted("a:443"))
+    assert got() == {}
+    attempt("failure", 2.0)  # back: from zero
+    assert got() == {
+        "requests_total/failure": 1,
+        "request_duration_seconds_bucket/0.1": 0,
+        "request_duration_seconds_bucket/1.0": 0,
+        "request_duration_seconds_bucket/+Inf": 1,
+        "request_duration_seconds_count": 1,
+        "request_duration_seconds_sum": 2.0,
+    }

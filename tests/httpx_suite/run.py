@@ -83,6 +83,43 @@ def _run(tree: Path, report: Path, *plugin: str) -> dict[str, str]:
     return outcomes
 
 
+RERUNS = 8
+
+
+def _node_id(tree: Path, name: str) -> str:
+    """The pytest node id of a junit name (``tests/a/test_b.py::name``, or for a
+    test class, ``tests/a/test_b/Class.py::name`` -> ``tests/a/test_b.py::Class::name``)."""
+    path, _, test = name.partition(".py::")
+    if (tree / f"{path}.py").exists():
+        return f"{path}.py::{test}"
+    module, _, cls = path.rpartition("/")
+    return f"{module}.py::{cls}::{test}"
+
+
+def _failures(tree: Path, name: str, *plugin: str) -> int:
+    """How many of ``RERUNS`` runs of one test, alone, fail."""
+    failed = 0
+    for _ in range(RERUNS):
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                *plugin,
+                _node_id(tree, name),
+            ],
+            cwd=tree,
+            env={**_environ(), "PYTHONPATH": str(HERE)},
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
+        failed += run.returncode != 0
+    return failed
+
+
 def _environ() -> dict[str, str]:
     return dict(os.environ)
 
@@ -102,14 +139,32 @@ def main() -> int:
         tree = _fetch(version, Path(tmp))
         plain = _run(tree, Path(tmp) / "plain.xml")
         wrapped = _run(tree, Path(tmp) / "wrapped.xml", "-p", "wrap_every_client")
-    listed = _expected()
+        listed = _expected()
+        # httpx's suite has tests that fail now and then on their own (on trio, an
+        # async generator collected before it was closed fails test_write_timeout
+        # about one run in two): an unlisted difference counts against the
+        # wrapper only if the test, rerun alone, never fails unwrapped and fails
+        # wrapped again
+        flaky: dict[str, tuple[int, int]] = {}
+        for name in sorted(
+            n
+            for n in plain
+            if plain[n] == "passed"
+            and wrapped.get(n, "missing") == "failed"
+            and not any(n.startswith(p) for p, _ in listed)
+        ):
+            runs = (_failures(tree, name), _failures(tree, name, "-p", "wrap_every_client"))
+            if runs[0] or not runs[1]:
+                flaky[name] = runs
     # what wrapping broke; a test that fails unwrapped (the environment, a flaky
     # warning) and passes wrapped is reported, never counted against the wrapper
     differences = sorted(
         n for n in plain if plain[n] == "passed" and wrapped.get(n, "missing") != "passed"
     )
     better = sorted(n for n in wrapped if wrapped[n] == "passed" and plain.get(n) != "passed")
-    unexplained = [n for n in differences if not any(n.startswith(p) for p, _ in listed)]
+    unexplained = [
+        n for n in differences if n not in flaky and not any(n.startswith(p) for p, _ in listed)
+    ]
 
     def count(outcomes: dict[str, str], kind: str) -> int:
         return sum(1 for v in outcomes.values() if v == kind)
@@ -121,7 +176,7 @@ def main() -> int:
             f"  {label:9} - tests that pass: {count(outcomes, 'passed')}, that fail: "
             f"{count(outcomes, 'failed')}, skipped: {count(outcomes, 'skipped')}"
         )
-    listed_count = len(differences) - len(unexplained)
+    listed_count = len(differences) - len(unexplained) - len(flaky)
     print(f"  broken by wrapping: {len(differences)}, listed with a reason: {listed_count}")
     for prefix, reason in listed:
         hits = [n for n in differences if n.startswith(prefix)]
@@ -129,6 +184,11 @@ def main() -> int:
             print(f"    {len(hits)} x {prefix}: {reason}")
     for name in better:
         print(f"  passed only wrapped (flaky unwrapped?): {name}")
+    for name, (alone, layered) in flaky.items():
+        print(
+            f"  not counted, did not reproduce: {name}: rerun alone {RERUNS} times, failed "
+            f"{alone} unwrapped and {layered} wrapped"
+        )
     for name in unexplained:
         print(f"  UNEXPLAINED: {name}: {plain.get(name)} unwrapped, {wrapped.get(name)} wrapped")
     return 1 if unexplained or not plain else 0

@@ -64,22 +64,70 @@ Sleep = Callable[[float], object]
 Attempt: TypeAlias = Callable[[], T]
 #: The default backoff sleep.
 sleep: Sleep = time.sleep
-#: The bulkhead: it counts threads.
-Semaphore = threading.Semaphore
 #: The host map's lock (re-entrant: creating a host may evict another).
 Lock = threading.RLock
 
 
-def try_acquire(semaphore: threading.Semaphore) -> bool:
+class Semaphore:
+    """A host's bulkhead: it counts threads. A free slot costs one plain lock
+    taken and given back (``threading.Semaphore`` runs a Python condition for
+    every acquire and release, several times the cost, and this runs for
+    every call); threads that wait for a slot wait on a condition, woken one
+    per released slot."""
+
+    __slots__ = ("_lock", "_slot_freed", "_waiting", "free")
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self._lock = threading.Lock()
+        self._slot_freed = threading.Condition(self._lock)
+        self._waiting = 0
+
+    def release(self) -> None:
+        lock = self._lock
+        lock.acquire()  # (half the cost of a with statement, and this runs for every call)
+        try:
+            self.free += 1
+            if self._waiting:
+                self._slot_freed.notify()
+        finally:
+            lock.release()
+
+    def wait(self, max_wait: float) -> bool:
+        """A slot, waiting at most ``max_wait`` seconds for one to be freed."""
+        deadline = time.monotonic() + max_wait
+        with self._lock:
+            self._waiting += 1
+            try:
+                while self.free <= 0:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._slot_freed.wait(left)
+                self.free -= 1
+                return True
+            finally:
+                self._waiting -= 1
+
+
+def try_acquire(semaphore: Semaphore) -> bool:
     """A bulkhead slot if one is free now."""
-    return semaphore.acquire(blocking=False)
+    lock = semaphore._lock
+    lock.acquire()
+    try:
+        if semaphore.free > 0:
+            semaphore.free -= 1
+            return True
+        return False
+    finally:
+        lock.release()
 
 
-def acquire(semaphore: threading.Semaphore, max_wait: float) -> bool:
+def acquire(semaphore: Semaphore, max_wait: float) -> bool:
     """A bulkhead slot, waiting at most ``max_wait`` seconds for one."""
-    if semaphore.acquire(blocking=False):
+    if try_acquire(semaphore):
         return True
-    return max_wait > 0 and semaphore.acquire(timeout=max_wait)
+    return max_wait > 0 and semaphore.wait(max_wait)
 
 
 class Sleeper:

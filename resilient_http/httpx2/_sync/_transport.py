@@ -473,7 +473,7 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
                     host.semaphore = _io.Semaphore(host.policy.max_concurrency)
                 semaphore = host.semaphore
         if semaphore is None:
-            return self._call(request, host, retry, ticket)
+            return self._first(request, host, retry, ticket)
         try:
             acquired = _io.acquire(semaphore, host.policy.max_wait)
         except BaseException:  # cancelled while queued: give a probe slot back
@@ -495,19 +495,11 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
         """The call, in the bulkhead slot it holds: the slot is the call's until
         its body ends (read, closed or failed)."""
         try:
-            response = self._call(request, host, retry, ticket)
+            response = self._first(request, host, retry, ticket)
         except BaseException:
             slot.release()
             raise
         return when_body_ends(response, slot.release)
-
-    def _call(
-        self, request: httpx2.Request, host: Host, retry: RetryPolicy, ticket: Ticket
-    ) -> httpx2.Response:
-        store = self._store  # a shared store grants half-open probes fleet-wide
-        if store is not None and ticket.probe and not store.admit_probe(host.breaker, ticket):
-            return self._reject(request, host, None)
-        return self._first(request, host, retry, ticket)
 
     def _first(
         self, request: httpx2.Request, host: Host, retry: RetryPolicy, ticket: Ticket
@@ -515,6 +507,9 @@ class SyncResilientTransport(_io.Misuse, httpx2.BaseTransport):
         """The call's first attempt (hedged, when the host hedges it): a healthy
         answer is watched and handed over; anything else goes to
         ``_after_first``."""
+        store = self._store  # a shared store grants half-open probes fleet-wide
+        if store is not None and ticket.probe and not store.admit_probe(host.breaker, ticket):
+            return self._reject(request, host, None)
         started = self._clock()
         budget = host.budget if retry is host.retry else host.budget_for(retry)
         if budget is not None:
