@@ -44,7 +44,6 @@ _PRIVATE = frozenset({b"authorization", b"cookie"})
 _FORBID_STORING = frozenset({b"no-store", b"private"})
 #: Response headers that may forbid storing it.
 _RESPONSE_NAMES = frozenset({b"content-length", b"set-cookie", b"vary", b"cache-control"})
-_VARY = frozenset({b"vary"})
 
 
 def _held(headers: Headers) -> _Held:
@@ -54,17 +53,6 @@ def _held(headers: Headers) -> _Held:
     if isinstance(held, list):
         return held
     return [(name, name.lower(), value) for name, value in headers.raw]
-
-
-def _by_name(headers: Headers, names: frozenset[bytes]) -> dict[bytes, list[bytes]]:
-    """The raw values of the named headers (lower-case names), in one pass over
-    the bytes httpx holds: nothing decoded (each ``headers[name]`` lookup would
-    scan and decode the whole list again)."""
-    found: dict[bytes, list[bytes]] = {}
-    for _, name, value in _held(headers):
-        if name in names:
-            found.setdefault(name, []).append(value)
-    return found
 
 
 def _key(url: URL) -> _Key:
@@ -138,9 +126,9 @@ def _judge(request: Request, response: Response, limit: int) -> Sequence[bytes] 
     status = response.status_code
     if request.method != "GET" or not 200 <= status < 300 or status == 206:
         return None  # 206: a part of the resource must never answer for the whole
-    # Each streamed success comes here (and each in-memory one to keep's copy of
-    # this): httpx's own lists are read in place, each once, and helpers are only
-    # called for the few headers that need a closer look.
+    # Each success comes here (``storable`` or ``keep``): httpx's own lists are
+    # read in place, each once, and helpers are only called for the few headers
+    # that need a closer look.
     asked = request.headers
     for _, name, value in asked._list if type(asked) is _HEADERS else _held(asked):
         if name in _REQUEST_NAMES and _refuses(name, value):
@@ -237,50 +225,19 @@ class StaleCache:
     def keep(self, request: Request, response: Response, body: bytes, now: float) -> None:
         """Remember an answer whose body is already in memory, if it may be:
         ``storable`` and ``store`` in one pass over its headers."""
-        # Every in-memory success comes here, so this is _judge, _key and _add
-        # written out in one function: no call at all for the common answer (a
-        # plain GET's 2xx that names none of the headers looked for). Change them
-        # together: tests/test_stale_cache_paths.py holds keep to storable+store.
-        status = response.status_code
-        limit = self.max_entry_bytes
         size = len(body)
-        if request.method != "GET" or not 200 <= status < 300 or status == 206 or size > limit:
-            return  # 206: a part of the resource must never answer for the whole
-        asked = request.headers
-        for _, name, value in asked._list if type(asked) is _HEADERS else _held(asked):
-            if name in _REQUEST_NAMES and _refuses(name, value):
-                return
-        vary: _Vary = ()
-        answered = response.headers
-        held = answered._list if type(answered) is _HEADERS else _held(answered)
-        for _, name, value in held:
-            if name in _RESPONSE_NAMES and (
-                name != b"content-length"
-                # (five digits at most cannot pass a limit of 100,000 or more: no int() made)
-                or ((len(value) > 5 or limit < 100_000) and value.isdigit() and int(value) > limit)
-            ):
-                values = _answer_vary(held, limit)  # (a closer look, at all of them)
-                if values is None:
-                    return
-                vary = _varied(request, values)
-                break
+        if size > self.max_entry_bytes:
+            return
+        values = _judge(request, response, self.max_entry_bytes)
+        if values is None:
+            return
         url = request.url
+        # httpx's own parse is the key as it stands unless it holds a fragment
         key: _Key | None = url._uri_reference if type(url) is _URL else None
-        if key is None or key[6] is not None:  # (not httpx's own, or a fragment)
+        if key is None or key[6] is not None:
             key = _key(url)
-        entries = self._entries
-        lock = self._lock
-        lock.acquire()  # (the entries and their count change together, as in _add)
-        try:
-            old = entries.pop(key, None)
-            entries[key] = (status, answered, body, now, vary)
-            if old is not None:
-                size -= len(old[2])
-            self._bytes = total = self._bytes + size
-            if len(entries) > self.max_entries or total > self.max_total_bytes:
-                self._shrink()
-        finally:
-            lock.release()
+        vary = _varied(request, values) if values else ()
+        self._add(key, (response.status_code, response.headers, body, now, vary), size)
 
     def store(self, request: Request, response: Response, body: bytes, now: float) -> None:
         """Remember an answer found ``storable`` on its status line, now that its
