@@ -177,6 +177,19 @@ def test_an_entry_of_exactly_max_entry_bytes_is_stored() -> None:
     assert not cache.storable(get(), ok(**{"content-length": "5"}))
     cache.store(get(), ok(), b"1234", now=0.0)
     assert (len(cache), cache.total_bytes) == (1, 4)
+    kept = StaleCache(max_entry_bytes=4)
+    kept.keep(get(), ok(), b"1234", now=0.0)
+    kept.keep(get(URL + "&more"), ok(), b"12345", now=0.0)
+    assert (len(kept), kept.total_bytes) == (1, 4)
+
+
+@pytest.mark.parametrize("directives", ["max-age=0", "no-cache", "max-age=0, no-stored"])
+def test_a_request_cache_control_without_no_store_allows_storing(directives: str) -> None:
+    request = get(**{"cache-control": directives})
+    assert StaleCache().storable(request, ok())
+    cache = StaleCache()
+    cache.keep(request, ok(), b"body", now=0.0)
+    assert cache.find(get(), now=1.0) is not None
 
 
 def test_entries_filling_max_total_bytes_exactly_are_all_kept() -> None:
@@ -342,6 +355,22 @@ def test_the_fragment_is_no_part_of_the_key() -> None:
     cache.store(get(URL + "#top"), ok(), b"body", now=0.0)
     assert cache.find(get(URL + "#bottom"), now=1.0) is not None
     assert len(cache) == 1
+    kept = StaleCache()
+    kept.keep(get(URL + "#top"), ok(), b"body", now=0.0)
+    assert kept.find(get(URL), now=1.0) is not None
+    kept.keep(get(URL), ok(), b"body", now=0.0)
+    assert len(kept) == 1
+
+
+def test_httpx_own_headers_and_urls_are_read_in_place() -> None:
+    """With the httpx installed here, the cache reads its headers' list and its
+    URL's parse as they stand (the path every stored success takes); an httpx
+    that held them differently would send the cache through the public parts."""
+    from resilient_http import _cache
+
+    assert _cache._httpx_as_expected()
+    assert _cache._HEADERS is httpx.Headers
+    assert _cache._URL is httpx.URL
 
 
 def test_too_many_entries_at_exactly_the_byte_bound_drop_only_the_oldest() -> None:
