@@ -514,10 +514,16 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
             budget.deposit(started)
         body = request.stream  # before an inner transport can buffer and replace it
         deadline = math.inf if retry.deadline is None else started + retry.deadline
-        hedged = host.hedge is not None and isinstance(body, httpx.ByteStream)
-        ticket, outcome = self._attempt(
-            request, host, ticket, deadline, hedged and is_idempotent(request, retry)
-        )
+        outcome: httpx.Response | BaseException
+        if host.hedge is not None and isinstance(body, httpx.ByteStream):
+            ticket, outcome = self._attempt(
+                request, host, ticket, deadline, is_idempotent(request, retry)
+            )
+        else:  # (the attempt awaited here, not through _attempt: one coroutine fewer)
+            try:
+                outcome = self._send(request, host, deadline)
+            except BaseException as exc:
+                outcome = exc
         if (
             isinstance(outcome, httpx.Response)
             and outcome.status_code not in host.unusual_statuses
@@ -673,11 +679,17 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
         if hedged:
             return self._race(request, host, ticket, deadline)
         try:
-            if deadline == math.inf and host.endpoint is None:
-                return ticket, self._inner.handle_request(request)
-            return ticket, _io.send_by(self._inner, _outgoing(request, host), self._clock, deadline)
+            return ticket, self._send(request, host, deadline)
         except BaseException as exc:
             return ticket, exc
+
+    def _send(
+        self, request: httpx.Request, host: Host, deadline: float
+    ) -> _io.Pending[httpx.Response]:
+        """What one attempt awaits (a plain function: no coroutine of its own)."""
+        if deadline == math.inf and host.endpoint is None:
+            return self._inner.handle_request(request)
+        return _io.send_by(self._inner, _outgoing(request, host), self._clock, deadline)
 
     # -- hedging ------------------------------------------------------------------------
 

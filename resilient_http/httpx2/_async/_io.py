@@ -33,6 +33,7 @@ __all__ = [
     "Breaker",
     "Lock",
     "Misuse",
+    "Pending",
     "Semaphore",
     "Sleep",
     "Sleeper",
@@ -54,6 +55,8 @@ __all__ = [
 T = TypeVar("T")
 
 Sleep = Callable[[float], Awaitable[None]]
+#: What a call gives before it is awaited: a coroutine to await.
+Pending: TypeAlias = Awaitable[T]
 #: One attempt of a race, started by calling it.
 Attempt: TypeAlias = Callable[[], Awaitable[T]]
 #: The default backoff sleep.

@@ -516,10 +516,16 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
             budget.deposit(started)
         body = request.stream  # before an inner transport can buffer and replace it
         deadline = math.inf if retry.deadline is None else started + retry.deadline
-        hedged = host.hedge is not None and isinstance(body, httpx2.ByteStream)
-        ticket, outcome = await self._attempt(
-            request, host, ticket, deadline, hedged and is_idempotent(request, retry)
-        )
+        outcome: httpx2.Response | BaseException
+        if host.hedge is not None and isinstance(body, httpx2.ByteStream):
+            ticket, outcome = await self._attempt(
+                request, host, ticket, deadline, is_idempotent(request, retry)
+            )
+        else:  # (the attempt awaited here, not through _attempt: one coroutine fewer)
+            try:
+                outcome = await self._send(request, host, deadline)
+            except BaseException as exc:
+                outcome = exc
         if (
             isinstance(outcome, httpx2.Response)
             and outcome.status_code not in host.unusual_statuses
@@ -675,13 +681,17 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         if hedged:
             return await self._race(request, host, ticket, deadline)
         try:
-            if deadline == math.inf and host.endpoint is None:
-                return ticket, await self._inner.handle_async_request(request)
-            return ticket, await _io.send_by(
-                self._inner, _outgoing(request, host), self._clock, deadline
-            )
+            return ticket, await self._send(request, host, deadline)
         except BaseException as exc:
             return ticket, exc
+
+    def _send(
+        self, request: httpx2.Request, host: Host, deadline: float
+    ) -> _io.Pending[httpx2.Response]:
+        """What one attempt awaits (a plain function: no coroutine of its own)."""
+        if deadline == math.inf and host.endpoint is None:
+            return self._inner.handle_async_request(request)
+        return _io.send_by(self._inner, _outgoing(request, host), self._clock, deadline)
 
     # -- hedging ------------------------------------------------------------------------
 

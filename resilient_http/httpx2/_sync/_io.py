@@ -39,6 +39,7 @@ __all__ = [
     "Breaker",
     "Lock",
     "Misuse",
+    "Pending",
     "Semaphore",
     "Sleep",
     "Sleeper",
@@ -60,6 +61,8 @@ __all__ = [
 T = TypeVar("T")
 
 Sleep = Callable[[float], object]
+#: What a call gives before it is awaited: its result (the sync binding awaits nothing).
+Pending: TypeAlias = T
 #: One attempt of a race, started by calling it.
 Attempt: TypeAlias = Callable[[], T]
 #: The default backoff sleep.
