@@ -162,6 +162,16 @@ def test_a_request_no_store_among_other_directives_is_honoured() -> None:
     assert not StaleCache().storable(get(**{"cache-control": "max-age=0, No-Store"}), ok())
 
 
+@pytest.mark.parametrize("value", [" no-store", ",no-store", " private", ",private"])
+def test_a_directive_anywhere_in_the_value_counts(value: str) -> None:
+    """Wherever the word sits (first, after a space or an empty directive), the
+    directive is found."""
+    cache = StaleCache()
+    assert not cache.storable(get(), ok(**{"cache-control": value}))
+    if "no-store" in value:
+        assert not cache.storable(get(**{"cache-control": value}), ok())
+
+
 def test_an_answer_without_content_length_is_storable_and_bounded_by_its_body() -> None:
     cache = StaleCache(max_entry_bytes=4)
     streamed = httpx.Response(200, stream=httpx.ByteStream(b"1234"))
@@ -327,6 +337,7 @@ def test_the_cache_reads_headers_it_cannot_see_inside_as_httpx_gives_them() -> N
     class Opaque:
         def __init__(self, headers: httpx.Headers) -> None:
             self.raw = headers.raw
+            self.copy = headers.copy  # (what a served answer starts from)
 
     private = get(authorization="Bearer x")
     private.headers = Opaque(private.headers)  # type: ignore[assignment]
@@ -337,6 +348,12 @@ def test_the_cache_reads_headers_it_cannot_see_inside_as_httpx_gives_them() -> N
     plain = ok()
     plain.headers = Opaque(plain.headers)  # type: ignore[assignment]
     assert StaleCache().storable(get(), plain)
+    varied = ok(vary="accept")
+    varied.headers = Opaque(varied.headers)  # type: ignore[assignment]
+    cache = StaleCache()
+    cache.store(get(accept="a"), varied, b"body", now=0.0)
+    assert cache.find(get(accept="b"), now=1.0) is None
+    assert cache.find(get(accept="a"), now=1.0) is not None
 
 
 @pytest.mark.parametrize("marker", [("cache-control", "max-age=60"), ("vary", "accept")])
