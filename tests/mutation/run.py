@@ -108,8 +108,12 @@ def load_equivalent(path: Path = EQUIVALENT) -> dict[tuple[str, str], str]:
     for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        parts = [part.strip() for part in line.split(" | ")]
-        if len(parts) != 3 or not all(parts):
+        # the code may hold " | " itself (a union): the function is what comes
+        # before the first separator, the reason what follows the last
+        function, _, rest = line.partition(" | ")
+        code, _, reason = rest.rpartition(" | ")
+        parts = [function.strip(), code.strip(), reason.strip()]
+        if not all(parts):
             raise SystemExit(f"{path}:{number}: expected 'function | mutated code | reason'")
         function, code, reason = parts
         found[(function, code)] = reason
