@@ -507,6 +507,39 @@ def test_a_forced_closed_rate_breaker_judges_again_after_reset(clock: FakeClock)
     assert breaker.state is OPEN  # 3 of 6
 
 
+def test_steady_successes_each_count_in_their_bucket(clock: FakeClock) -> None:
+    """Successes after the window was judged below its rate take the short path;
+    each still counts once in its own bucket, and leaves when that bucket does."""
+    breaker = rate_breaker(clock)
+    for _ in range(5):
+        breaker.on_success(admit(breaker))  # the first three judged, two steady
+    clock.advance(5)
+    breaker.on_success(admit(breaker))
+    assert breaker.snapshot()["window"]["calls"] == 6
+    clock.advance(5.5)  # the first bucket's five leave the window
+    assert breaker.snapshot()["window"]["calls"] == 1
+
+
+def test_the_first_bucket_survives_the_first_slide_wherever_the_clock_starts() -> None:
+    clock = FakeClock(start=1.5)  # (a monotonic clock starts anywhere)
+    breaker = rate_breaker(clock)
+    fail(breaker, 2)  # too few calls to judge
+    clock.advance(1)
+    fail(breaker)  # 3 failures of 3, two of them a bucket back
+    assert breaker.state is OPEN
+
+
+@pytest.mark.parametrize("kind", [Breaker, LockedBreaker])
+def test_a_hand_made_tickets_slow_success_counts_as_slow(
+    clock: FakeClock, kind: type[Breaker]
+) -> None:
+    policy = BreakerPolicy(failure_rate=0.5, minimum_calls=3, window=10, slow_call_duration=1.0)
+    breaker = kind("api.example.com:443", policy, clock=clock)
+    admit(breaker)
+    breaker.on_success(Ticket(0, probe=False), 2.0)
+    assert breaker.snapshot()["window"] == {"calls": 1, "failures": 0, "slow_calls": 1}
+
+
 @pytest.mark.parametrize("kind", [Breaker, LockedBreaker])
 def test_a_hand_made_ticket_of_the_current_generation_counts(
     clock: FakeClock, kind: type[Breaker]
