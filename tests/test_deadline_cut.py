@@ -143,3 +143,35 @@ def test_each_event_loop_cuts_its_own_attempts(live: LiveServer) -> None:
         thread.join(timeout=10)
     assert 0.15 < took["short"] < 0.6
     assert 0.65 < took["long"] < 1.3
+
+
+class Sleeping(httpx.AsyncBaseTransport):
+    """Answers after ``seconds`` of the event loop's own time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(self.seconds)
+        return httpx.Response(200, text="late")
+
+
+def test_the_cut_keeps_to_a_clock_set_on_the_loop_itself() -> None:
+    """A test helper's fake clock set on the loop instance (as time-travel
+    plugins do), even after the loop's first attempt: the cut is timed on the
+    loop's clock, the one its timers run on."""
+    retry = RetryPolicy(attempts=1, deadline=0.1)
+
+    async def main() -> None:
+        cut = ResilientTransport(Sleeping(0.5), policy=Policy(retry=retry))
+        async with httpx.AsyncClient(transport=cut) as client:
+            with pytest.raises(DeadlineExceeded):  # the loop's own clock
+                await client.get("https://api.example.com/")
+            loop = asyncio.get_running_loop()
+            loop.time = lambda: time.monotonic() - 1000.0  # type: ignore[method-assign]
+            started = time.monotonic()
+            with pytest.raises(DeadlineExceeded):
+                await client.get("https://api.example.com/")
+            assert time.monotonic() - started < 0.4
+
+    asyncio.run(main())

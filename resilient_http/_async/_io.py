@@ -209,7 +209,9 @@ def _cut(seconds: float) -> _Cut | None:
     deadlines = _Deadlines.last
     if deadlines is None or deadlines.loop is not loop:
         deadlines = _Deadlines.of(loop)
-    cut = _Cut(deadlines, task, deadlines.time() + seconds)
+    clock = loop.time  # (_loop_time written out: this runs for every attempt)
+    now = time.monotonic() if getattr(clock, "__func__", None) is _BASE_TIME else clock()
+    cut = _Cut(deadlines, task, now + seconds)
     deadlines.cuts[cut] = None
     if cut.when < deadlines.armed:
         deadlines.arm(cut.when)
@@ -254,12 +256,27 @@ _running_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] =
 )
 
 
+_BASE_TIME = asyncio.BaseEventLoop.time
+
+
+def _loop_time(loop: asyncio.AbstractEventLoop) -> float:
+    """The loop's time, as its timers read it. asyncio's own method only
+    returns ``time.monotonic()``, through a Python call: that is read directly.
+    Any other clock is asked: uvloop's, a subclass's, and a fake clock a test
+    helper sets on the loop itself (looked up on every call: it may be set
+    after the loop's first attempt)."""
+    clock = loop.time
+    if getattr(clock, "__func__", None) is _BASE_TIME:
+        return time.monotonic()
+    return clock()
+
+
 class _Deadlines:
     """The cuts pending on one event loop, and one timer, for the soonest.
     An attempt ending in time only leaves the table; the timer, when it goes
     off, fires the cuts that are due and is set again for the next."""
 
-    __slots__ = ("__weakref__", "armed", "cuts", "loop", "time", "timer")
+    __slots__ = ("__weakref__", "armed", "cuts", "loop", "timer")
 
     _of: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines]] = (
         weakref.WeakKeyDictionary()
@@ -268,11 +285,6 @@ class _Deadlines:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        # the loop's clock: asyncio's own reads time.monotonic() through a
-        # Python method, so that is read directly (uvloop keeps its own clock)
-        self.time: Callable[[], float] = (
-            time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
-        )
         self.cuts: dict[_Cut, None] = {}
         self.timer: asyncio.TimerHandle | None = None
         self.armed = math.inf  # when the timer goes off
@@ -293,7 +305,7 @@ class _Deadlines:
 
     def _fire(self) -> None:
         self.timer, self.armed = None, math.inf
-        now = self.time()
+        now = _loop_time(self.loop)
         soonest = math.inf
         for cut in list(self.cuts):
             if cut.when <= now:
