@@ -170,10 +170,13 @@ def _direct(listener: Callable[[Event], object]) -> Callable[[Event], object]:
     """The cheapest callable that calls ``listener``: an instance of a class
     with a Python ``__call__``, through that method bound (a bound method is
     called directly; an instance has its ``__call__`` looked up on every
-    call); anything else (functions, ``functools.partial``) as it is."""
-    if isinstance(getattr(type(listener), "__call__", None), types.FunctionType):  # noqa: B004
-        bound: Callable[[Event], object] = getattr(listener, "__call__")  # noqa: B004, B009
-        return bound
+    call); anything else (functions, ``functools.partial``) as it is. The
+    method is the class's, as ``listener(event)`` would call it (never an
+    instance attribute of that name), looked up once, when the transport is
+    built."""
+    method = getattr(type(listener), "__call__", None)  # noqa: B004
+    if isinstance(method, types.FunctionType):
+        return types.MethodType(method, listener)
     return listener
 
 

@@ -380,3 +380,25 @@ async def test_what_a_plain_listener_returns_to_await_runs_in_the_background() -
         assert (await client.get("https://api.example.com/")).status_code == 200
         with anyio.fail_after(2):
             await ran.wait()
+
+
+async def test_a_listener_object_is_called_as_calling_it_would() -> None:
+    """Through its class's ``__call__``, as ``listener(event)`` does: an
+    instance attribute of that name is not what Python calls, nor do we."""
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.heard: list[Event] = []
+            self.wrong: list[Event] = []
+            setattr(self, "__call__", self.wrong.append)  # noqa: B010 (ignored by listener(event) too)
+
+        def __call__(self, event: Event) -> None:
+            self.heard.append(event)
+
+    recorder = Recorder()
+    inner = httpx.MockTransport(lambda request: httpx.Response(200))
+    transport = ResilientTransport(inner, listeners=[recorder])
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://api.example.com/")
+    assert [type(event) for event in recorder.heard] == [AttemptFinished]
+    assert recorder.wrong == []
