@@ -185,8 +185,11 @@ class PrometheusMetrics:
     def _on_attempt(self, event: AttemptFinished) -> None:
         """An attempt the hot path does not take: the host's first, an ignored
         one's first, one without a duration, an unknown verdict."""
-        self._series(event.host)
+        # The row first, then the series: an eviction in another thread between
+        # the two can leave series without a row (the next attempt makes it),
+        # never a row without series (the hot path would never make them).
         self._attempts.add(event.host, event.outcome, event.duration)
+        self._series(event.host)
 
     def _dispatch(self, event: Event) -> None:
         """Every event but the hot path's, most frequent first (the event types

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from typing import Any
 
 import httpx
 import pytest
@@ -211,6 +212,31 @@ def test_attempts_counted_from_racing_threads_are_all_there() -> None:
     assert got[("resilient_http_request_duration_seconds_count", host)] == 16_000
     # i / 1e4 <= 0.1 for i <= 1000: 1,001 of each thread's 2,000
     assert got[("resilient_http_request_duration_seconds_bucket", (*host, ("le", "0.1")))] == 8_008
+
+
+@pytest.mark.parametrize("after", ["_series", "add"])
+def test_an_eviction_between_an_attempts_row_and_series_leaves_both_whole(after: str) -> None:
+    """Another thread evicts the host while a first attempt is being counted
+    (after either of its two steps): the next attempt still has the host's
+    state series and its count."""
+    registry = CollectorRegistry()
+    metrics = PrometheusMetrics(registry=registry)
+    host = "api.example.com:443"
+    owner: Any = metrics if after == "_series" else metrics._attempts
+    step = getattr(owner, after)
+
+    def then_evict(*args: Any) -> Any:
+        result = step(*args)
+        setattr(owner, after, step)  # once
+        metrics(BreakerEvicted(host))
+        return result
+
+    setattr(owner, after, then_evict)
+    metrics(AttemptFinished(host, "GET", "success", 0.01, 200, None))
+    metrics(AttemptFinished(host, "GET", "success", 0.01, 200, None))
+    got = samples(registry)
+    assert got[("resilient_http_circuit_state", (("host", host),))] == 0
+    assert got[("resilient_http_requests_total", (("host", host), ("outcome", "success")))] == 1
 
 
 def test_custom_buckets_get_their_inf_bucket_and_must_be_sorted() -> None:
