@@ -67,6 +67,20 @@ def _parser() -> argparse.ArgumentParser:
         help="GETs profiled with --profile (default 3000)",
     )
     parser.add_argument(
+        "--instructions",
+        metavar="NAME",
+        nargs="+",
+        help="instead of measuring, count the instructions one transport call of each named "
+        "production configuration executes, and bare httpx's (callgrind: exact from run to "
+        "run, whatever the load; needs valgrind)",
+    )
+    parser.add_argument(
+        "--instruction-calls",
+        type=int,
+        default=3000,
+        help="calls counted with --instructions (default 3000)",
+    )
+    parser.add_argument(
         "--update-readme",
         action="store_true",
         help="write the table and chart into benchmarks/README.md",
@@ -110,6 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._profile import profile
 
         print(profile(args.profile, args.profile_calls))
+        return 0
+    if args.instructions is not None:
+        from ._instructions import report
+
+        print(report(args.instructions, args.instruction_calls))
         return 0
     settings = _sections.QUICK if args.quick else _sections.FULL
     if args.rounds is not None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,3 +126,46 @@ def test_the_profile_command_shows_where_one_configurations_time_goes() -> None:
     )
     assert unknown.returncode != 0
     assert "pick one of" in unknown.stderr
+
+
+def test_the_instruction_count_drives_every_production_configuration() -> None:
+    """``--instructions``: the child's work runs for each configuration, and a
+    name must pick exactly one of them."""
+    from benchmarks import _instructions
+
+    every = _instructions.chosen(["default", "rate", "deadline", "bulkhead", "stale"])
+    every += _instructions.chosen(["prometheus", "listener", "full"])[1:]
+    assert every[0] == _instructions.BARE
+    assert len(set(every)) == len(every) == 9
+    for configuration in every:
+        _instructions.drive(configuration, 3)
+    with pytest.raises(SystemExit, match="pick among"):
+        _instructions.chosen(["nothing like it"])
+    with pytest.raises(SystemExit, match="names more than one"):
+        _instructions.chosen(["e"])
+
+
+def test_the_instruction_count_is_the_difference_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each configuration runs twice under callgrind, with and without the calls;
+    the report gives the difference per call, and our overhead over bare."""
+    from benchmarks import _instructions
+
+    cost = {_instructions.BARE: 100, "default Policy()": 112}
+    ran: list[list[str]] = []
+
+    def callgrind(command: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        ran.append(command)
+        configuration, calls = re.findall(r"drive\('(.+)', (\d+)\)", command[-1])[0]
+        total = 5_000 + cost[configuration] * int(calls)
+        return subprocess.CompletedProcess(command, 0, "", f"==1== Collected : {total}\n")
+
+    monkeypatch.setattr(shutil, "which", lambda _: "/usr/bin/valgrind")
+    monkeypatch.setattr(subprocess, "run", callgrind)
+    text = _instructions.report(["default"], 10)
+    assert all(command[:2] == ["valgrind", "--tool=callgrind"] for command in ran)
+    assert len(ran) == 4
+    assert text.splitlines()[1].split() == ["bare", "100"]
+    assert text.splitlines()[2].split() == ["default", "Policy()", "112", "+12", "over", "bare"]
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    with pytest.raises(SystemExit, match="needs valgrind"):
+        _instructions.report(["default"], 10)
