@@ -402,3 +402,22 @@ async def test_a_listener_object_is_called_as_calling_it_would() -> None:
         await client.get("https://api.example.com/")
     assert [type(event) for event in recorder.heard] == [AttemptFinished]
     assert recorder.wrong == []
+
+
+async def test_a_listener_method_patched_before_the_client_is_built_is_the_one_called(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """README, "Listeners": the method is looked up on the class once, when the
+    transport is built."""
+
+    class Recorder:
+        def __call__(self, event: Event) -> None:
+            raise AssertionError("the method before the patch")
+
+    heard: list[Event] = []
+    monkeypatch.setattr(Recorder, "__call__", lambda self, event: heard.append(event))
+    inner = httpx.MockTransport(lambda request: httpx.Response(200))
+    transport = ResilientTransport(inner, listeners=[Recorder()])
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://api.example.com/")
+    assert [type(event) for event in heard] == [AttemptFinished]
