@@ -269,3 +269,39 @@ def test_an_async_transport_in_a_sync_client_says_what_to_use(use: str) -> None:
         TypeError, match=r"httpx\.AsyncClient.*SyncResilientTransport with httpx\.Client"
     ):
         _use_sync(client, use)
+
+
+class _Generated(httpx.AsyncByteStream):
+    """A body whose iterator is an async generator (as httpx's are), noting
+    whether that generator was finished."""
+
+    def __init__(self) -> None:
+        self.finished = False
+
+    async def __aiter__(self) -> Any:
+        try:
+            for chunk in (b"a", b"b", b"c"):
+                yield chunk
+        finally:
+            self.finished = True
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "policy", [Policy(), Policy(max_concurrency=2)], ids=["observed", "bulkhead"]
+)
+async def test_a_body_closed_part_way_finishes_the_bodys_own_iterator(policy: Policy) -> None:
+    """A reader that closes the body iterator after one chunk (httpx2 does,
+    with aclosing) finishes the upstream's iterator too: nothing is left for
+    the garbage collector, which trio would warn about."""
+    body = _Generated()
+    inner = httpx.MockTransport(lambda request: httpx.Response(200, stream=body))
+    transport = ResilientTransport(inner, policy=policy)
+    response = await transport.handle_async_request(httpx.Request("GET", "https://a.test/"))
+    iterator: Any = response.stream.__aiter__()  # type: ignore[union-attr]
+    assert await iterator.__anext__() == b"a"
+    await iterator.aclose()
+    assert body.finished
+    await response.aclose()

@@ -23,6 +23,15 @@ __all__ = ["RETAIN_LIMIT", "BodyEnded", "ObservedStream", "retain", "when_body_e
 RETAIN_LIMIT = 256 * 1024
 
 
+def _finish(iterator: Iterator[bytes] | None) -> None:
+    """Close a body's iterator that stopped part-way (an async generator, as
+    httpx's streams give): left to the garbage collector, it is finalized late,
+    and trio warns about each one in the chain."""
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+
+
 def retain(request: httpx.Request, response: httpx.Response, clock: Clock, deadline: float) -> bool:
     """Read a response about to be discarded for a retry into memory and close
     it, so its connection returns to the pool while it stays readable.
@@ -55,14 +64,17 @@ def retain(request: httpx.Request, response: httpx.Response, clock: Clock, deadl
                 response.stream = httpx.ByteStream(b"".join(chunks))
                 return True
         except Exception as exc:
+            _finish(iterator)
             raw.close()
             response.stream = _ReplayStream(chunks, None, None, error=exc)
             return True
         except BaseException:
             with _io.shielded():
+                _finish(iterator)
                 raw.close()
             raise
     with _io.shielded():
+        _finish(iterator)
         raw.close()
     cut = DeadlineExceeded(
         "retry deadline reached while the response body was arriving", request=request
@@ -98,11 +110,15 @@ class _EndNotifyingStream(httpx.SyncByteStream):
             callback()
 
     def __iter__(self) -> Iterator[bytes]:
+        iterator = self._stream.__iter__()
         try:
-            for chunk in self._stream:
+            for chunk in iterator:
                 yield chunk
         finally:
-            self._end()
+            try:
+                _finish(iterator)  # (closed part-way: the body's own iterator too)
+            finally:
+                self._end()
 
     def close(self) -> None:
         try:
@@ -131,14 +147,20 @@ class _ReplayStream(httpx.SyncByteStream):
         for chunk in self._chunks:
             yield chunk
         if self._rest is not None:
-            for chunk in self._rest:
-                yield chunk
+            try:
+                for chunk in self._rest:
+                    yield chunk
+            finally:
+                _finish(self._rest)
         if self._error is not None:
             raise self._error
 
     def close(self) -> None:
-        if self._raw is not None:
-            self._raw.close()
+        try:
+            _finish(self._rest)  # (never iterated to its end: still open)
+        finally:
+            if self._raw is not None:
+                self._raw.close()
 
 
 #: Called once when an observed body ends: ``(error, body)``, where ``error`` is
@@ -174,8 +196,9 @@ class ObservedStream(httpx.SyncByteStream):
         return on_end(exc, body)
 
     def __iter__(self) -> Iterator[bytes]:
+        iterator = self._stream.__iter__()
         try:
-            for chunk in self._stream:
+            for chunk in iterator:
                 capture = self._capture
                 if capture is not None:
                     self._size += len(chunk)
@@ -184,7 +207,8 @@ class ObservedStream(httpx.SyncByteStream):
                     else:
                         self._capture = None
                 yield chunk
-        except GeneratorExit:
+        except GeneratorExit:  # closed part-way: the body's own iterator too
+            _finish(iterator)
             raise
         except Exception as exc:  # the body failed: its listeners run, then the error
             _io.settle(self._end(exc))

@@ -23,6 +23,15 @@ __all__ = ["RETAIN_LIMIT", "BodyEnded", "ObservedStream", "retain", "when_body_e
 RETAIN_LIMIT = 256 * 1024
 
 
+async def _finish(iterator: AsyncIterator[bytes] | None) -> None:
+    """Close a body's iterator that stopped part-way (an async generator, as
+    httpx2's streams give): left to the garbage collector, it is finalized late,
+    and trio warns about each one in the chain."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 async def retain(
     request: httpx2.Request, response: httpx2.Response, clock: Clock, deadline: float
 ) -> bool:
@@ -57,14 +66,17 @@ async def retain(
                 response.stream = httpx2.ByteStream(b"".join(chunks))
                 return True
         except Exception as exc:
+            await _finish(iterator)
             await raw.aclose()
             response.stream = _ReplayStream(chunks, None, None, error=exc)
             return True
         except BaseException:
             with _io.shielded():
+                await _finish(iterator)
                 await raw.aclose()
             raise
     with _io.shielded():
+        await _finish(iterator)
         await raw.aclose()
     cut = DeadlineExceeded(
         "retry deadline reached while the response body was arriving", request=request
@@ -100,11 +112,15 @@ class _EndNotifyingStream(httpx2.AsyncByteStream):
             callback()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        iterator = self._stream.__aiter__()
         try:
-            async for chunk in self._stream:
+            async for chunk in iterator:
                 yield chunk
         finally:
-            self._end()
+            try:
+                await _finish(iterator)  # (closed part-way: the body's own iterator too)
+            finally:
+                self._end()
 
     async def aclose(self) -> None:
         try:
@@ -133,14 +149,20 @@ class _ReplayStream(httpx2.AsyncByteStream):
         for chunk in self._chunks:
             yield chunk
         if self._rest is not None:
-            async for chunk in self._rest:
-                yield chunk
+            try:
+                async for chunk in self._rest:
+                    yield chunk
+            finally:
+                await _finish(self._rest)
         if self._error is not None:
             raise self._error
 
     async def aclose(self) -> None:
-        if self._raw is not None:
-            await self._raw.aclose()
+        try:
+            await _finish(self._rest)  # (never iterated to its end: still open)
+        finally:
+            if self._raw is not None:
+                await self._raw.aclose()
 
 
 #: Called once when an observed body ends: ``(error, body)``, where ``error`` is
@@ -176,8 +198,9 @@ class ObservedStream(httpx2.AsyncByteStream):
         return on_end(exc, body)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        iterator = self._stream.__aiter__()
         try:
-            async for chunk in self._stream:
+            async for chunk in iterator:
                 capture = self._capture
                 if capture is not None:
                     self._size += len(chunk)
@@ -186,7 +209,8 @@ class ObservedStream(httpx2.AsyncByteStream):
                     else:
                         self._capture = None
                 yield chunk
-        except GeneratorExit:
+        except GeneratorExit:  # closed part-way: the body's own iterator too
+            await _finish(iterator)
             raise
         except Exception as exc:  # the body failed: its listeners run, then the error
             await _io.settle(self._end(exc))

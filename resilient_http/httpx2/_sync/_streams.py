@@ -23,6 +23,15 @@ __all__ = ["RETAIN_LIMIT", "BodyEnded", "ObservedStream", "retain", "when_body_e
 RETAIN_LIMIT = 256 * 1024
 
 
+def _finish(iterator: Iterator[bytes] | None) -> None:
+    """Close a body's iterator that stopped part-way (an async generator, as
+    httpx2's streams give): left to the garbage collector, it is finalized late,
+    and trio warns about each one in the chain."""
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+
+
 def retain(
     request: httpx2.Request, response: httpx2.Response, clock: Clock, deadline: float
 ) -> bool:
@@ -57,14 +66,17 @@ def retain(
                 response.stream = httpx2.ByteStream(b"".join(chunks))
                 return True
         except Exception as exc:
+            _finish(iterator)
             raw.close()
             response.stream = _ReplayStream(chunks, None, None, error=exc)
             return True
         except BaseException:
             with _io.shielded():
+                _finish(iterator)
                 raw.close()
             raise
     with _io.shielded():
+        _finish(iterator)
         raw.close()
     cut = DeadlineExceeded(
         "retry deadline reached while the response body was arriving", request=request
@@ -100,11 +112,15 @@ class _EndNotifyingStream(httpx2.SyncByteStream):
             callback()
 
     def __iter__(self) -> Iterator[bytes]:
+        iterator = self._stream.__iter__()
         try:
-            for chunk in self._stream:
+            for chunk in iterator:
                 yield chunk
         finally:
-            self._end()
+            try:
+                _finish(iterator)  # (closed part-way: the body's own iterator too)
+            finally:
+                self._end()
 
     def close(self) -> None:
         try:
@@ -133,14 +149,20 @@ class _ReplayStream(httpx2.SyncByteStream):
         for chunk in self._chunks:
             yield chunk
         if self._rest is not None:
-            for chunk in self._rest:
-                yield chunk
+            try:
+                for chunk in self._rest:
+                    yield chunk
+            finally:
+                _finish(self._rest)
         if self._error is not None:
             raise self._error
 
     def close(self) -> None:
-        if self._raw is not None:
-            self._raw.close()
+        try:
+            _finish(self._rest)  # (never iterated to its end: still open)
+        finally:
+            if self._raw is not None:
+                self._raw.close()
 
 
 #: Called once when an observed body ends: ``(error, body)``, where ``error`` is
@@ -176,8 +198,9 @@ class ObservedStream(httpx2.SyncByteStream):
         return on_end(exc, body)
 
     def __iter__(self) -> Iterator[bytes]:
+        iterator = self._stream.__iter__()
         try:
-            for chunk in self._stream:
+            for chunk in iterator:
                 capture = self._capture
                 if capture is not None:
                     self._size += len(chunk)
@@ -186,7 +209,8 @@ class ObservedStream(httpx2.SyncByteStream):
                     else:
                         self._capture = None
                 yield chunk
-        except GeneratorExit:
+        except GeneratorExit:  # closed part-way: the body's own iterator too
+            _finish(iterator)
             raise
         except Exception as exc:  # the body failed: its listeners run, then the error
             _io.settle(self._end(exc))
