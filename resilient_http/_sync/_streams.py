@@ -24,9 +24,9 @@ RETAIN_LIMIT = 256 * 1024
 
 
 def _finish(iterator: Iterator[bytes] | None) -> None:
-    """Close a body's iterator that stopped part-way (an async generator, as
-    httpx's streams give): left to the garbage collector, it is finalized late,
-    and trio warns about each one in the chain."""
+    """Close a body's iterator that stopped part-way (a generator, as httpx's
+    streams give): left to the garbage collector, it is finalized late, and
+    trio warns about each one in the chain."""
     close = getattr(iterator, "close", None)
     if close is not None:
         close()

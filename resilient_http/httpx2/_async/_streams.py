@@ -24,9 +24,9 @@ RETAIN_LIMIT = 256 * 1024
 
 
 async def _finish(iterator: AsyncIterator[bytes] | None) -> None:
-    """Close a body's iterator that stopped part-way (an async generator, as
-    httpx2's streams give): left to the garbage collector, it is finalized late,
-    and trio warns about each one in the chain."""
+    """Close a body's iterator that stopped part-way (a generator, as httpx2's
+    streams give): left to the garbage collector, it is finalized late, and
+    trio warns about each one in the chain."""
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
