@@ -180,6 +180,25 @@ def _direct(listener: Callable[[Event], object]) -> Callable[[Event], object]:
     return listener
 
 
+#: The method through which a listener of ours (``PrometheusMetrics``) takes an
+#: ``AttemptFinished``'s fields without the event: ``(host, method, outcome,
+#: duration, status_code, error)``, as ``__call__(AttemptFinished(...))`` would.
+ATTEMPT_HOOK = "_resilient_http_attempt_finished"
+
+
+def _attempt_hook(listener: object) -> Callable[..., object] | None:
+    """The listener's ``ATTEMPT_HOOK``, bound, if the class that gives it its
+    ``__call__`` defines one too (a subclass with a ``__call__`` of its own
+    gets events, as it expects)."""
+    for cls in type(listener).__mro__:
+        if "__call__" in cls.__dict__:
+            hook = cls.__dict__.get(ATTEMPT_HOOK)
+            if isinstance(hook, types.FunctionType):
+                return types.MethodType(hook, listener)
+            return None
+    return None
+
+
 class Emitter:
     """Calls listeners and collects what async listeners return.
 
@@ -191,7 +210,7 @@ class Emitter:
     charged to anybody: they run in the background (``run_detached``).
     """
 
-    __slots__ = ("_calls", "listeners", "owing")
+    __slots__ = ("_calls", "attempt_hooks", "listeners", "owing")
 
     def __init__(self, listeners: Iterable[Listener | Callable[[Event], object]]) -> None:
         listeners = tuple(listeners)
@@ -206,6 +225,15 @@ class Emitter:
         # Is any listener ``async def``? Only then does a call collect what it
         # owes (anything else a listener returns to await runs in the background).
         self.owing = any(is_async_callable(listener) for listener in listeners)
+        # When every listener takes an attempt's fields (``ATTEMPT_HOOK``), no
+        # AttemptFinished is built: ``attempt_finished`` hands them the fields.
+        # An event costs several microseconds, and one ends every attempt.
+        hooks = [(_attempt_hook(listener), listener) for listener in listeners]
+        self.attempt_hooks: tuple[tuple[Callable[..., object], object], ...] | None = (
+            tuple((hook, listener) for hook, listener in hooks if hook is not None)
+            if hooks and all(hook is not None for hook, _ in hooks)
+            else None
+        )
 
     def emit(self, event: Event) -> None:
         for call, listener in self._calls:
@@ -220,6 +248,23 @@ class Emitter:
                     owed.append(result)
                 else:
                     run_detached([result])
+
+    def attempt_finished(
+        self,
+        host: str,
+        method: str,
+        outcome: Outcome,
+        duration: float,
+        status_code: int | None,
+        error: str | None,
+    ) -> None:
+        """What ``emit(AttemptFinished(...))`` does, when ``attempt_hooks`` is set:
+        each listener's hook called with the event's fields (it returns nothing)."""
+        for hook, listener in self.attempt_hooks or ():
+            try:
+                hook(host, method, outcome, duration, status_code, error)
+            except Exception:
+                logger.exception("resilient_http listener %r raised", listener)
 
     @staticmethod
     def collect() -> tuple[list[Awaitable[object]], contextvars.Token[Any]]:

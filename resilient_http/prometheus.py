@@ -152,44 +152,61 @@ class PrometheusMetrics:
         return series
 
     def __call__(self, event: Event) -> None:
-        # The hot path: one AttemptFinished per attempt, of a host already
-        # seen. Shaped for speed, as it runs on every attempt: an exact type
-        # check first (any other event, a subclass included, takes the
-        # isinstance chain); two dict subscripts in a ``try`` (free until it
-        # raises: a host's first attempt, an outcome the row has no slot for);
-        # the bucket found by C code outside the lock (and the bounds alone: a
-        # ``lo`` argument costs more than adding ``start``); the lock taken by hand
-        # (``with`` costs twice as much). A host has a row only once its
-        # labelled series exist.
-        if type(event) is AttemptFinished:
-            try:
-                row = self._rows[event.host]
-                start = self._starts[event.outcome]
-                if not start:  # ignored: nothing to count
-                    return
-                duration = event.duration
-                index = bisect.bisect_left(self._bounds, duration) + start
-            except (KeyError, TypeError):  # (no duration: no bucket)
-                self._on_attempt(event)
-                return
-            lock = self._lock
-            lock.acquire()
-            try:
-                row[index] += 1
-                row[0] += duration
-            finally:
-                lock.release()
+        if type(event) is AttemptFinished:  # (exact: a subclass takes _dispatch)
+            self._resilient_http_attempt_finished(
+                event.host,
+                event.method,
+                event.outcome,
+                event.duration,
+                event.status_code,
+                event.error,
+            )
             return
         self._dispatch(event)
 
-    def _on_attempt(self, event: AttemptFinished) -> None:
+    def _resilient_http_attempt_finished(
+        self,
+        host: str,
+        method: str,
+        outcome: str,
+        duration: float,
+        status_code: int | None,
+        error: str | None,
+    ) -> None:
+        # An AttemptFinished, by its fields: a transport whose listeners all
+        # take them calls this without building the event (see ATTEMPT_HOOK).
+        # The hot path: one per attempt, of a host already seen. Shaped for
+        # speed: two dict subscripts in a ``try`` (free until it raises: a
+        # host's first attempt, an outcome the row has no slot for); the
+        # bucket found by C code outside the lock (and the bounds alone: a
+        # ``lo`` argument costs more than adding ``start``); the lock taken by
+        # hand (``with`` costs twice as much). A host has a row only once its
+        # labelled series exist.
+        try:
+            row = self._rows[host]
+            start = self._starts[outcome]
+            if not start:  # ignored: nothing to count
+                return
+            index = bisect.bisect_left(self._bounds, duration) + start
+        except (KeyError, TypeError):  # (no duration: no bucket)
+            self._on_attempt(host, outcome, duration)
+            return
+        lock = self._lock
+        lock.acquire()
+        try:
+            row[index] += 1
+            row[0] += duration
+        finally:
+            lock.release()
+
+    def _on_attempt(self, host: str, outcome: str, duration: float) -> None:
         """An attempt the hot path does not take: the host's first, an ignored
         one's first, one without a duration, an unknown verdict."""
         # The row first, then the series: an eviction in another thread between
         # the two can leave series without a row (the next attempt makes it),
         # never a row without series (the hot path would never make them).
-        self._attempts.add(event.host, event.outcome, event.duration)
-        self._series(event.host)
+        self._attempts.add(host, outcome, duration)
+        self._series(host)
 
     def _dispatch(self, event: Event) -> None:
         """Every event but the hot path's, most frequent first (the event types
@@ -204,7 +221,7 @@ class PrometheusMetrics:
             self._series(host)
             self._attempts.add(host, "fallback")
         elif isinstance(event, AttemptFinished):
-            self._on_attempt(event)
+            self._on_attempt(event.host, event.outcome, event.duration)
         elif isinstance(event, Hedged):
             self._hedges.labels(host).inc(event.hedges)
             self._hedged.labels(host, "hedge" if event.winner else "first").inc()

@@ -3,6 +3,8 @@ no secrets), eviction, and ``import resilient_http`` without prometheus-client."
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import subprocess
 import sys
 import textwrap
@@ -22,6 +24,7 @@ from resilient_http import (
     CallRejected,
     CircuitOpenError,
     CircuitState,
+    Event,
     FallbackServed,
     Policy,
     ResilientTransport,
@@ -313,3 +316,161 @@ def test_every_path_of_an_attempt_lands_in_the_same_series() -> None:
         "request_duration_seconds_count": 1,
         "request_duration_seconds_sum": 2.0,
     }
+
+
+# -- an attempt's fields, without the event ------------------------------------------
+
+
+def _scenario_transport(
+    listeners: list[Any], outcomes: list[int | type[httpx.RequestError]]
+) -> ResilientTransport:
+    """A transport whose upstream answers each status (or raises each error) in
+    turn, 0.3 s each on a fake clock of its own."""
+    answers = iter(outcomes)
+    clock = FakeClock()
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        clock.advance(0.3)
+        answer = next(answers)
+        if isinstance(answer, int):
+            return httpx.Response(answer)
+        raise answer("upstream", request=request)
+
+    return ResilientTransport(
+        httpx.MockTransport(upstream),
+        policy=Policy(
+            breaker=BreakerPolicy(failure_threshold=3, recovery_timeout=10.0),
+            retry=RetryPolicy(attempts=1),
+        ),
+        listeners=listeners,
+        clock=clock,
+        sleep=clock.sleep,
+        max_hosts=1,
+    )
+
+
+#: Every verdict an attempt can get: success, a 5xx, a network error, a caller's
+#: error (ignored), and a 4xx (a success to the breaker); the last one's host is
+#: another one, which evicts the first from the bounded breaker map.
+_SCENARIO: list[int | type[httpx.RequestError]] = [
+    200,
+    503,
+    httpx.ConnectError,
+    httpx.UnsupportedProtocol,
+    404,
+    200,
+]
+
+
+async def _run_scenario(transport: ResilientTransport) -> None:
+    async with httpx.AsyncClient(transport=transport) as client:
+        for url in ["https://api.example.com/"] * 5 + ["https://other.example.com/"]:
+            with contextlib.suppress(httpx.HTTPError):
+                await client.get(url)
+
+
+async def test_the_metrics_are_the_same_whether_events_are_built_or_not() -> None:
+    """With ``PrometheusMetrics`` as its only listener, a transport hands it each
+    attempt's fields instead of an ``AttemptFinished``; with another listener
+    beside it, the event. The exposition is the same either way."""
+    alone, beside = CollectorRegistry(), CollectorRegistry()
+    seen: list[Event] = []
+    await _run_scenario(_scenario_transport([PrometheusMetrics(alone)], list(_SCENARIO)))
+    await _run_scenario(
+        _scenario_transport([PrometheusMetrics(beside), seen.append], list(_SCENARIO))
+    )
+    outcomes = [e.outcome for e in seen if isinstance(e, AttemptFinished)]
+    assert outcomes == ["success", "failure", "failure", "ignored", "success", "success"]
+    assert samples(alone) == samples(beside)
+    requests = {
+        (dict(labels)["host"], dict(labels)["outcome"]): value
+        for (name, labels), value in samples(alone).items()
+        if name == "resilient_http_requests_total"
+    }
+    assert requests == {("other.example.com:443", "success"): 1.0}  # the first host evicted
+
+
+async def test_no_event_is_built_when_prometheus_listens_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The point of the fields: building an event costs several microseconds per
+    attempt, for nobody. Any other listener beside it gets its events."""
+    built: list[AttemptFinished] = []
+
+    class Counted(AttemptFinished):
+        def __init__(self, *fields: Any) -> None:
+            built.append(self)
+            super().__init__(*fields)
+
+    monkeypatch.setattr("resilient_http._async._transport.AttemptFinished", Counted)
+    registry = CollectorRegistry()
+    await _run_scenario(_scenario_transport([PrometheusMetrics(registry)], list(_SCENARIO)))
+    assert built == []
+    assert (
+        samples(registry)[
+            (
+                "resilient_http_requests_total",
+                (("host", "other.example.com:443"), ("outcome", "success")),
+            )
+        ]
+        == 1.0
+    )
+    seen: list[Event] = []
+    await _run_scenario(
+        _scenario_transport([PrometheusMetrics(CollectorRegistry()), seen.append], list(_SCENARIO))
+    )
+    assert len(built) == 6
+    assert [e for e in seen if isinstance(e, AttemptFinished)] == built
+
+
+async def test_a_subclass_with_its_own_call_gets_every_event() -> None:
+    """A ``PrometheusMetrics`` subclass that looks at events in its ``__call__``
+    gets each ``AttemptFinished``; one that does not, counts the same."""
+    seen: list[Event] = []
+
+    class Watching(PrometheusMetrics):
+        def __call__(self, event: Event) -> None:
+            seen.append(event)
+            super().__call__(event)
+
+    class Renamed(PrometheusMetrics):
+        pass
+
+    watched, renamed = CollectorRegistry(), CollectorRegistry()
+    await _run_scenario(_scenario_transport([Watching(watched)], list(_SCENARIO)))
+    await _run_scenario(_scenario_transport([Renamed(renamed)], list(_SCENARIO)))
+    assert len([e for e in seen if isinstance(e, AttemptFinished)]) == 6
+    assert samples(watched) == samples(renamed)
+    assert (
+        samples(renamed)[
+            (
+                "resilient_http_requests_total",
+                (("host", "other.example.com:443"), ("outcome", "success")),
+            )
+        ]
+        == 1.0
+    )
+
+
+async def test_metrics_that_raise_on_an_attempts_fields_are_logged_and_the_call_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(PrometheusMetrics):
+        def __call__(self, event: Event) -> None:
+            super().__call__(event)
+
+        def _resilient_http_attempt_finished(self, *fields: Any) -> None:
+            raise RuntimeError("metrics bug")
+
+    transport = _scenario_transport(
+        [Broken(CollectorRegistry()), Broken(CollectorRegistry())], [200]
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        assert (await client.get(SECRET_URL, headers=SECRET_HEADERS)).status_code == 200
+    errors = [
+        r for r in caplog.records if r.name == "resilient_http" and r.levelno >= logging.ERROR
+    ]
+    assert len(errors) == 2  # each listener's, the first not stopping the second
+    assert all(r.exc_info is not None and type(r.exc_info[1]) is RuntimeError for r in errors)
+    for record in errors:
+        assert all(secret not in record.getMessage() for secret in SECRETS)

@@ -850,10 +850,14 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
     ) -> None:
         # The attempt's event goes out before the breaker hears the verdict, so
         # listeners see cause before effect: AttemptFinished, then StateChanged.
-        if self._emitter.listeners:
-            self._emitter.emit(
-                AttemptFinished(host.key, request.method, outcome, duration, status, error)
-            )
+        emitter = self._emitter
+        if emitter.listeners:
+            if emitter.attempt_hooks is None:
+                emitter.emit(
+                    AttemptFinished(host.key, request.method, outcome, duration, status, error)
+                )
+            else:  # every listener takes the fields: no event to build
+                emitter.attempt_finished(host.key, request.method, outcome, duration, status, error)
         breaker = host.breaker
         if self._store is not None:  # before the breaker: it judges the breaker's prior state
             self._store.record(breaker, ticket, outcome)
