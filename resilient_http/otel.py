@@ -137,14 +137,31 @@ class OpenTelemetryMetrics:
             if event.new is CircuitState.OPEN:
                 self._opened.add(1, {"host": host})
             return
-        self._states.setdefault(host, 0)  # first sight: a new breaker starts closed
         if isinstance(event, AttemptFinished):
-            if event.outcome != "ignored":  # cancelled, or the caller's own error
-                self._requests.add(1, {"host": host, "outcome": event.outcome})
-                self._duration.record(event.duration, {"host": host})
-        elif isinstance(event, RetryScheduled):
+            self._resilient_http_attempt_finished(
+                host, event.method, event.outcome, event.duration, event.status_code, event.error
+            )
+            return
+        self._states.setdefault(host, 0)  # first sight: a new breaker starts closed
+        if isinstance(event, RetryScheduled):
             self._retries.add(1, {"host": host})
         elif isinstance(event, CallRejected):
             self._requests.add(1, {"host": host, "outcome": "rejected"})
         elif isinstance(event, FallbackServed):
             self._requests.add(1, {"host": host, "outcome": "fallback"})
+
+    def _resilient_http_attempt_finished(
+        self,
+        host: str,
+        method: str,
+        outcome: str,
+        duration: float,
+        status_code: int | None,
+        error: str | None,
+    ) -> None:
+        # An AttemptFinished, by its fields: a transport whose listeners all
+        # take them calls this without building the event.
+        self._states.setdefault(host, 0)  # first sight: a new breaker starts closed
+        if outcome != "ignored":  # cancelled, or the caller's own error
+            self._requests.add(1, {"host": host, "outcome": outcome})
+            self._duration.record(duration, {"host": host})

@@ -6,8 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
+import pytest
 import tenacity
 
 # The tox "types" env installs opentelemetry-api only: there the SDK is untyped.
@@ -175,3 +178,52 @@ def test_import_resilient_http_without_opentelemetry() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "pip install 'resilient-http[otel]'" in result.stdout
+
+
+async def test_the_same_points_whether_events_are_built_or_not(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alone, the listener takes each attempt's fields (no ``AttemptFinished`` is
+    built); beside a listener of events, the events; beside ``PrometheusMetrics``,
+    which takes the fields too, the fields. It records the same either way."""
+    from prometheus_client import CollectorRegistry
+
+    from resilient_http import AttemptFinished, Event
+    from resilient_http.prometheus import PrometheusMetrics
+
+    built: list[int] = []
+
+    class Counted(AttemptFinished):
+        def __init__(self, *fields: Any) -> None:
+            built.append(len(got))
+            super().__init__(*fields)
+
+    monkeypatch.setattr("resilient_http._async._transport.AttemptFinished", Counted)
+    seen: list[Event] = []
+    got: list[tuple[Points, int, list[int]]] = []
+    for extra in ([], [PrometheusMetrics(CollectorRegistry())], [seen.append]):
+        reader = InMemoryMetricReader()
+        metrics = OpenTelemetryMetrics(MeterProvider(metric_readers=[reader]))
+        answers = iter([200, 503, 404])
+
+        def upstream(request: httpx.Request, answers: Iterator[int] = answers) -> httpx.Response:
+            return httpx.Response(next(answers))
+
+        transport = ResilientTransport(
+            httpx.MockTransport(upstream),
+            policy=Policy(retry=RetryPolicy(attempts=1)),
+            listeners=[metrics, *extra],
+            clock=clock,
+        )
+        async with httpx.AsyncClient(transport=transport) as client:
+            for _ in range(3):
+                await client.get(SECRET_URL)
+        points = read(reader)
+        duration = points.pop(("resilient_http.request.duration", (("host", HOST),)))
+        assert isinstance(duration, HistogramDataPoint)
+        got.append((points, duration.count, list(duration.bucket_counts)))
+    outcomes = [e.outcome for e in seen if isinstance(e, AttemptFinished)]
+    assert outcomes == ["success", "failure", "success"]
+    assert built == [2, 2, 2]  # for the listener of events only
+    assert got[0] == got[1] == got[2]
+    assert got[0][0][("resilient_http.requests", (("host", HOST), ("outcome", "success")))] == 2
