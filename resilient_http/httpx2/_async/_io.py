@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import inspect
+import itertools
 import math
 import sys
 import time
@@ -181,30 +182,38 @@ async def send_by(
         with anyio.move_on_after(left):
             return await transport.handle_async_request(request)
         raise DeadlineExceeded(f"retry deadline reached for {request.method}", request=request)
+    deadlines, key, task, cancelling = cut
     try:
-        return await transport.handle_async_request(request)
+        response = await transport.handle_async_request(request)
     except asyncio.CancelledError:
-        if cut.taken_back():  # the deadline's cancellation, and nobody else's
+        if deadlines.withdraw(key, task, cancelling):  # the deadline's, and nobody else's
             raise DeadlineExceeded(
                 f"retry deadline reached for {request.method}", request=request
             ) from None
         raise
-    finally:
-        cut.deadlines.cuts.pop(cut, None)  # never to fire now (if it has not)
-        if cut.fired:  # it fired, yet the attempt ended: take the cancellation back
-            cut.taken_back()
+    except BaseException:
+        deadlines.withdraw(key, task, cancelling)
+        raise
+    deadlines.withdraw(key, task, cancelling)
+    return response
 
 
-def _cut(seconds: float) -> _Cut | None:
-    """A cut of the running task ``seconds`` from now, or ``None`` where a
-    cancellation cannot be taken back (trio; asyncio before 3.11)."""
+def _cut(seconds: float) -> tuple[_Deadlines, int, Any, int] | None:
+    """A cut of the running task ``seconds`` from now: the table it is on, its
+    key there, the task (an asyncio.Task; its cancelling/uncancel are Python
+    3.11+, unknown to the 3.10 stubs mypy checks against) and the cancellations
+    the task had before it. ``None`` where a cancellation cannot be taken back
+    (trio; asyncio before 3.11).
+
+    A cut is a key and a tuple, not an object: one is made for every attempt
+    with a deadline, and an instance of a class costs several times more."""
     if not _UNCANCEL:
         return None
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # not asyncio
         return None
-    task = _running_task(loop)
+    task: Any = _running_task(loop)
     if task is None:
         return None
     deadlines = _Deadlines.last
@@ -212,39 +221,12 @@ def _cut(seconds: float) -> _Cut | None:
         deadlines = _Deadlines.of(loop)
     clock = loop.time  # (_loop_time written out: this runs for every attempt)
     now = time.monotonic() if getattr(clock, "__func__", None) is _BASE_TIME else clock()
-    cut = _Cut(deadlines, task, now + seconds)
-    deadlines.cuts[cut] = None
-    if cut.when < deadlines.armed:
-        deadlines.arm(cut.when)
-    return cut
-
-
-class _Cut:
-    """One attempt's deadline on asyncio: cancels its task when due, and takes
-    that cancellation back (``Task.uncancel``) once it is handled."""
-
-    __slots__ = ("cancelling", "deadlines", "fired", "settled", "task", "when")
-
-    # (``task``: an asyncio.Task; its cancelling/uncancel are Python 3.11+,
-    # unknown to the 3.10 stubs mypy checks against)
-    def __init__(self, deadlines: _Deadlines, task: Any, when: float) -> None:
-        self.deadlines = deadlines
-        self.task = task
-        self.when = when  # on the loop's clock
-        self.cancelling: int = task.cancelling()  # cancellations pending before ours
-        self.fired = self.settled = False
-
-    def fire(self) -> None:
-        self.fired = True
-        self.task.cancel()
-
-    def taken_back(self) -> bool:
-        """Withdraw the cut's cancellation; ``True`` when the task has no other
-        beyond those it had on entry (so it is ours to report)."""
-        if not self.fired or self.settled:
-            return False
-        self.settled = True
-        return bool(self.task.uncancel() <= self.cancelling)
+    when = now + seconds
+    key = next(deadlines.keys)
+    deadlines.cuts[key] = (task, when)
+    if when < deadlines.armed:
+        deadlines.arm(when)
+    return deadlines, key, task, task.cancelling()
 
 
 _UNCANCEL = hasattr(asyncio.Task, "uncancel")
@@ -275,9 +257,10 @@ def _loop_time(loop: asyncio.AbstractEventLoop) -> float:
 class _Deadlines:
     """The cuts pending on one event loop, and one timer, for the soonest.
     An attempt ending in time only leaves the table; the timer, when it goes
-    off, fires the cuts that are due and is set again for the next."""
+    off, cancels the tasks whose cuts are due (taking them off the table) and
+    is set again for the next."""
 
-    __slots__ = ("__weakref__", "armed", "cuts", "loop", "timer")
+    __slots__ = ("__weakref__", "armed", "cuts", "keys", "loop", "timer")
 
     _of: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines]] = (
         weakref.WeakKeyDictionary()
@@ -286,7 +269,8 @@ class _Deadlines:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.cuts: dict[_Cut, None] = {}
+        self.cuts: dict[int, tuple[Any, float]] = {}  # key: (task, when on the loop's clock)
+        self.keys = itertools.count()
         self.timer: asyncio.TimerHandle | None = None
         self.armed = math.inf  # when the timer goes off
 
@@ -298,6 +282,15 @@ class _Deadlines:
         cls.last = found
         return found
 
+    def withdraw(self, key: int, task: Any, cancelling: int) -> bool:
+        """Take the cut ``key`` off the table; if it went off meanwhile, take
+        the cancellation it sent back. ``True`` when the task then has no more
+        than the ``cancelling`` it had before the cut (so the one it got was
+        the cut's, to report)."""
+        if self.cuts.pop(key, None) is not None:
+            return False  # it never went off
+        return bool(task.uncancel() <= cancelling)
+
     def arm(self, when: float) -> None:
         if self.timer is not None:
             self.timer.cancel()
@@ -308,12 +301,12 @@ class _Deadlines:
         self.timer, self.armed = None, math.inf
         now = _loop_time(self.loop)
         soonest = math.inf
-        for cut in list(self.cuts):
-            if cut.when <= now:
-                del self.cuts[cut]
-                cut.fire()
-            elif cut.when < soonest:
-                soonest = cut.when
+        for key, (task, when) in list(self.cuts.items()):
+            if when <= now:
+                del self.cuts[key]
+                task.cancel()
+            elif when < soonest:
+                soonest = when
         if soonest < math.inf:
             self.arm(soonest)
 
