@@ -190,12 +190,15 @@ def _attempt_hook(listener: object) -> Callable[..., object] | None:
     """The listener's ``ATTEMPT_HOOK``, bound, if the class that gives it its
     ``__call__`` defines one too (a subclass with a ``__call__`` of its own
     gets events, as it expects)."""
-    for cls in type(listener).__mro__:
+    kind = type(listener)
+    for cls in kind.__mro__:
         if "__call__" in cls.__dict__:
-            hook = cls.__dict__.get(ATTEMPT_HOOK)
-            if isinstance(hook, types.FunctionType):
+            if ATTEMPT_HOOK not in cls.__dict__:
+                return None
+            hook = getattr(kind, ATTEMPT_HOOK)  # (the one ``__call__`` itself reaches)
+            if isinstance(hook, types.FunctionType) and not inspect.iscoroutinefunction(hook):
                 return types.MethodType(hook, listener)
-            return None
+            return None  # (an ``async def`` one would never be awaited: events instead)
     return None
 
 

@@ -421,3 +421,57 @@ async def test_a_listener_method_patched_before_the_client_is_built_is_the_one_c
     async with httpx.AsyncClient(transport=transport) as client:
         await client.get("https://api.example.com/")
     assert [type(event) for event in heard] == [AttemptFinished]
+
+
+# -- listeners that take an attempt's fields -------------------------------------------
+
+
+class _Fields:
+    """A listener of ours in shape: ``__call__`` and the fields hook, side by side."""
+
+    def __init__(self) -> None:
+        self.got: list[object] = []
+
+    def __call__(self, event: Event) -> None:
+        self.got.append(event)
+
+    def _resilient_http_attempt_finished(self, *fields: object) -> None:
+        self.got.append(fields)
+
+
+class _FieldsOverridden(_Fields):
+    def _resilient_http_attempt_finished(self, *fields: object) -> None:
+        self.got.append(("overridden", *fields))
+
+
+class _AsyncFields:
+    def __init__(self) -> None:
+        self.got: list[object] = []
+
+    def __call__(self, event: Event) -> None:
+        self.got.append(event)
+
+    async def _resilient_http_attempt_finished(self, *fields: object) -> None:
+        raise AssertionError("never called: it would never be awaited")
+
+
+@pytest.mark.parametrize(
+    ("listener", "expected"),
+    [
+        (_Fields, ("a:1", "GET", "success", 0.0, 200, None)),
+        (_FieldsOverridden, ("overridden", "a:1", "GET", "success", 0.0, 200, None)),
+        (_AsyncFields, AttemptFinished("a:1", "GET", "success", 0.0, 200, None)),
+    ],
+    ids=["fields", "a subclass's own hook, as __call__ would reach it", "an async hook: events"],
+)
+def test_which_listeners_take_an_attempts_fields(listener: type[Any], expected: object) -> None:
+    from resilient_http._events import Emitter
+
+    taking = listener()
+    emitter = Emitter([taking])
+    if emitter.attempt_hooks is None:
+        emitter.emit(AttemptFinished("a:1", "GET", "success", 0.0, 200, None))
+    else:
+        emitter.attempt_finished("a:1", "GET", "success", 0.0, 200, None)
+    assert taking.got == [expected]
+    assert Emitter([_Fields(), lambda event: None]).attempt_hooks is None  # all, or none
