@@ -184,22 +184,32 @@ def _direct(listener: Callable[[Event], object]) -> Callable[[Event], object]:
 #: ``AttemptFinished``'s fields without the event: ``(host, method, outcome,
 #: duration, status_code, error)``, as ``__call__(AttemptFinished(...))`` would.
 ATTEMPT_HOOK = "_resilient_http_attempt_finished"
+_PASSES_ATTEMPTS = "__resilient_http_passes_attempts__"
+
+C = TypeVar("C", bound=Callable[..., object])
+
+
+def passes_attempts_to_hook(call: C) -> C:
+    """Mark a listener class's ``__call__`` as one that hands an exact
+    ``AttemptFinished`` to the listener's ``ATTEMPT_HOOK`` and does nothing
+    else with it: a transport may then call the hook without building the
+    event. Any other ``__call__`` (a subclass's own, one patched in a test)
+    gets events."""
+    call.__dict__[_PASSES_ATTEMPTS] = True
+    return call
 
 
 def _attempt_hook(listener: object) -> Callable[..., object] | None:
-    """The listener's ``ATTEMPT_HOOK``, bound, if the class that gives it its
-    ``__call__`` defines one too (a subclass with a ``__call__`` of its own
-    gets events, as it expects)."""
-    kind = type(listener)
-    for cls in kind.__mro__:
-        if "__call__" in cls.__dict__:
-            if ATTEMPT_HOOK not in cls.__dict__:
-                return None
-            hook = getattr(kind, ATTEMPT_HOOK)  # (the one ``__call__`` itself reaches)
-            if isinstance(hook, types.FunctionType) and not inspect.iscoroutinefunction(hook):
-                return types.MethodType(hook, listener)
-            return None  # (an ``async def`` one would never be awaited: events instead)
-    return None
+    """The listener's ``ATTEMPT_HOOK`` as its ``__call__`` reaches it (through
+    the instance), when that ``__call__`` is marked ``passes_attempts_to_hook``;
+    else ``None``. An ``async def`` hook would never be awaited: events instead."""
+    call = getattr(type(listener), "__call__", None)  # noqa: B004 (the method)
+    if not isinstance(call, types.FunctionType) or call.__dict__.get(_PASSES_ATTEMPTS) is not True:
+        return None
+    hook = getattr(listener, ATTEMPT_HOOK, None)
+    if not callable(hook) or inspect.iscoroutinefunction(hook):
+        return None
+    return hook  # type: ignore[no-any-return]
 
 
 class Emitter:

@@ -60,6 +60,7 @@ from ._events import (
     FallbackServed,
     RetryScheduled,
     StateChanged,
+    passes_attempts_to_hook,
 )
 
 __all__ = ["DURATION_BUCKETS", "METER_NAME", "OpenTelemetryMetrics"]
@@ -127,6 +128,7 @@ class OpenTelemetryMetrics:
             for host, value in list(self._states.items())
         ]
 
+    @passes_attempts_to_hook
     def __call__(self, event: Event) -> None:
         host = event.host
         if isinstance(event, BreakerEvicted):

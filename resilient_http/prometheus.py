@@ -64,6 +64,7 @@ from ._events import (
     Hedged,
     RetryScheduled,
     StateChanged,
+    passes_attempts_to_hook,
 )
 
 __all__ = ["OUTCOMES", "STATE_VALUES", "PrometheusMetrics"]
@@ -151,6 +152,7 @@ class PrometheusMetrics:
             series.state.set(0)
         return series
 
+    @passes_attempts_to_hook
     def __call__(self, event: Event) -> None:
         if type(event) is AttemptFinished:  # (exact: a subclass takes _dispatch)
             self._resilient_http_attempt_finished(

@@ -34,6 +34,7 @@ from resilient_http import (
     RetryScheduled,
     StateChanged,
 )
+from resilient_http._events import Emitter, passes_attempts_to_hook
 from resilient_http.testing import FakeClock
 
 from .server import LiveServer
@@ -427,11 +428,12 @@ async def test_a_listener_method_patched_before_the_client_is_built_is_the_one_c
 
 
 class _Fields:
-    """A listener of ours in shape: ``__call__`` and the fields hook, side by side."""
+    """A listener of ours in shape: a marked ``__call__`` and the fields hook."""
 
     def __init__(self) -> None:
         self.got: list[object] = []
 
+    @passes_attempts_to_hook
     def __call__(self, event: Event) -> None:
         self.got.append(event)
 
@@ -444,10 +446,24 @@ class _FieldsOverridden(_Fields):
         self.got.append(("overridden", *fields))
 
 
+class _OwnCall(_Fields):
+    def __call__(self, event: Event) -> None:  # (not marked: events)
+        self.got.append(event)
+
+
+class _HookOnTheInstance(_Fields):
+    def __init__(self) -> None:
+        super().__init__()
+        self._resilient_http_attempt_finished = lambda *fields: self.got.append(  # type: ignore[method-assign]
+            ("mine", *fields)
+        )
+
+
 class _AsyncFields:
     def __init__(self) -> None:
         self.got: list[object] = []
 
+    @passes_attempts_to_hook
     def __call__(self, event: Event) -> None:
         self.got.append(event)
 
@@ -461,11 +477,18 @@ class _AsyncFields:
         (_Fields, ("a:1", "GET", "success", 0.0, 200, None)),
         (_FieldsOverridden, ("overridden", "a:1", "GET", "success", 0.0, 200, None)),
         (_AsyncFields, AttemptFinished("a:1", "GET", "success", 0.0, 200, None)),
+        (_OwnCall, AttemptFinished("a:1", "GET", "success", 0.0, 200, None)),
+        (_HookOnTheInstance, ("mine", "a:1", "GET", "success", 0.0, 200, None)),
     ],
-    ids=["fields", "a subclass's own hook, as __call__ would reach it", "an async hook: events"],
+    ids=[
+        "fields",
+        "a subclass's own hook, as __call__ would reach it",
+        "an async hook: events",
+        "a subclass's own __call__: events",
+        "a hook set on the instance, as __call__ would reach it",
+    ],
 )
 def test_which_listeners_take_an_attempts_fields(listener: type[Any], expected: object) -> None:
-    from resilient_http._events import Emitter
 
     taking = listener()
     emitter = Emitter([taking])

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -456,9 +457,6 @@ async def test_metrics_that_raise_on_an_attempts_fields_are_logged_and_the_call_
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class Broken(PrometheusMetrics):
-        def __call__(self, event: Event) -> None:
-            super().__call__(event)
-
         def _resilient_http_attempt_finished(self, *fields: Any) -> None:
             raise RuntimeError("metrics bug")
 
@@ -474,3 +472,29 @@ async def test_metrics_that_raise_on_an_attempts_fields_are_logged_and_the_call_
     assert all(r.exc_info is not None and type(r.exc_info[1]) is RuntimeError for r in errors)
     for record in errors:
         assert all(secret not in record.getMessage() for secret in SECRETS)
+
+
+@pytest.mark.parametrize("backend", ["prometheus", "otel"])
+async def test_a_call_method_patched_before_the_client_is_built_gets_every_event(
+    backend: str,
+) -> None:
+    """As the README says of any listener: ``__call__`` patched on the class (a
+    spy, a replacement) before the client is built is what gets the events,
+    ``AttemptFinished`` included; the fields are for the method as shipped."""
+    from resilient_http.otel import OpenTelemetryMetrics
+
+    metrics: Any = PrometheusMetrics if backend == "prometheus" else OpenTelemetryMetrics
+
+    def make() -> Any:
+        return PrometheusMetrics(CollectorRegistry()) if backend == "prometheus" else metrics()
+
+    def attempts(events: list[Any]) -> int:
+        return sum(type(event) is AttemptFinished for event in events)
+
+    with mock.patch.object(metrics, "__call__", autospec=True, side_effect=metrics.__call__) as spy:
+        await _run_scenario(_scenario_transport([make()], list(_SCENARIO)))
+    assert attempts([call.args[1] for call in spy.call_args_list]) == len(_SCENARIO)
+    heard: list[Event] = []
+    with mock.patch.object(metrics, "__call__", lambda self, event: heard.append(event)):
+        await _run_scenario(_scenario_transport([make()], list(_SCENARIO)))
+    assert attempts(heard) == len(_SCENARIO)
