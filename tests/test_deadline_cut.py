@@ -175,3 +175,27 @@ def test_the_cut_keeps_to_a_clock_set_on_the_loop_itself() -> None:
             assert time.monotonic() - started < 0.4
 
     asyncio.run(main())
+
+
+def test_an_event_loop_that_cut_attempts_is_freed_when_it_ends() -> None:
+    """Each ``asyncio.run`` is a new event loop; the table of a loop's cuts
+    must not keep it (and what it holds) alive once the loop is gone. At most
+    the last loop used may linger, until another one cuts an attempt."""
+    import gc
+    import weakref
+
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def call() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        answered = ResilientTransport(
+            httpx.MockTransport(lambda request: httpx.Response(200)),
+            policy=Policy(retry=RetryPolicy(attempts=1, deadline=5.0)),
+        )
+        async with httpx.AsyncClient(transport=answered) as client:
+            assert (await client.get("https://api.example.com/")).status_code == 200
+
+    for _ in range(5):
+        asyncio.run(call())
+    gc.collect()
+    assert sum(loop() is not None for loop in loops) <= 1

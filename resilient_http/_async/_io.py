@@ -216,7 +216,7 @@ def _cut(seconds: float) -> tuple[_Deadlines, int, Any, int] | None:
     if task is None:
         return None
     deadlines = _Deadlines.last
-    if deadlines is None or deadlines.loop is not loop:
+    if deadlines is None or deadlines.loop() is not loop:
         deadlines = _Deadlines.of(loop)
     clock = loop.time  # (_loop_time written out: this runs for every attempt)
     now = time.monotonic() if getattr(clock, "__func__", None) is _BASE_TIME else clock()
@@ -224,7 +224,7 @@ def _cut(seconds: float) -> tuple[_Deadlines, int, Any, int] | None:
     key = next(deadlines.keys)
     deadlines.cuts[key] = (task, when)
     if when < deadlines.armed:
-        deadlines.arm(when)
+        deadlines.arm(loop, when)
     return deadlines, key, task, task.cancelling()
 
 
@@ -267,10 +267,13 @@ class _Deadlines:
     last: ClassVar[_Deadlines | None] = None  # the table used last (one loop, usually)
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # The loop and its timer (which holds the loop), weakly: ``_of`` is
+        # keyed by the loop weakly, and a strong reference from its value
+        # would keep every loop that ever cut an attempt alive.
+        self.loop = weakref.ref(loop)
         self.cuts: dict[int, tuple[Any, float]] = {}  # key: (task, when on the loop's clock)
         self.keys = itertools.count()
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: weakref.ref[asyncio.TimerHandle] | None = None
         self.armed = math.inf  # when the timer goes off
 
     @classmethod
@@ -290,15 +293,17 @@ class _Deadlines:
             return False  # it never went off
         return bool(task.uncancel() <= cancelling)
 
-    def arm(self, when: float) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+    def arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        timer = None if self.timer is None else self.timer()
+        if timer is not None:
+            timer.cancel()
         self.armed = when
-        self.timer = self.loop.call_at(when, self._fire)
+        self.timer = weakref.ref(loop.call_at(when, self._fire))  # (the loop holds it)
 
     def _fire(self) -> None:
         self.timer, self.armed = None, math.inf
-        now = _loop_time(self.loop)
+        loop = asyncio.get_running_loop()  # (this table's: its timer went off)
+        now = _loop_time(loop)
         soonest = math.inf
         for key, (task, when) in list(self.cuts.items()):
             if when <= now:
@@ -307,7 +312,7 @@ class _Deadlines:
             elif when < soonest:
                 soonest = when
         if soonest < math.inf:
-            self.arm(soonest)
+            self.arm(loop, soonest)
 
 
 async def race(
