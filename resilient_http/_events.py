@@ -174,9 +174,13 @@ def _direct(listener: Callable[[Event], object]) -> Callable[[Event], object]:
     method is the class's, as ``listener(event)`` would call it (never an
     instance attribute of that name), looked up once, when the transport is
     built."""
-    method = getattr(type(listener), "__call__", None)  # noqa: B004
-    if isinstance(method, types.FunctionType):
-        return types.MethodType(method, listener)
+    for cls in type(listener).__mro__:
+        if "__call__" in cls.__dict__:
+            # as stored: a staticmethod's or classmethod's function is not bound here
+            method = cls.__dict__["__call__"]
+            if isinstance(method, types.FunctionType):
+                return types.MethodType(method, listener)
+            break
     return listener
 
 
@@ -234,7 +238,9 @@ class Emitter:
         # What emit calls: an object's bound ``__call__`` rather than the object
         # (calling an instance looks its ``__call__`` up on every call; this
         # runs for every attempt), a function as it is.
-        self._calls = tuple((_direct(listener), listener) for listener in listeners)
+        self._calls = tuple(
+            (_direct(listener), listener, is_async_callable(listener)) for listener in listeners
+        )
         # Is any listener ``async def``? Only then does a call collect what it
         # owes (anything else a listener returns to await runs in the background).
         self.owing = any(is_async_callable(listener) for listener in listeners)
@@ -249,14 +255,16 @@ class Emitter:
         )
 
     def emit(self, event: Event) -> None:
-        for call, listener in self._calls:
+        for call, listener, owing in self._calls:
             try:
                 result = call(event)
             except Exception:
                 logger.exception("resilient_http listener %r raised", listener)
                 continue
             if result is not None and inspect.isawaitable(result):
-                owed = _owed.get()
+                # only an ``async def`` listener's call is owed by the call that
+                # emitted the event; anything else returned runs in the background
+                owed = _owed.get() if owing else None
                 if owed is not None:
                     owed.append(result)
                 else:

@@ -498,3 +498,87 @@ def test_which_listeners_take_an_attempts_fields(listener: type[Any], expected: 
         emitter.attempt_finished("a:1", "GET", "success", 0.0, 200, None)
     assert taking.got == [expected]
     assert Emitter([_Fields(), lambda event: None]).attempt_hooks is None  # all, or none
+
+
+# -- what a black-box review of the README found -----------------------------------------
+
+
+async def test_a_plain_functions_awaitable_runs_in_the_background_beside_an_async_listener(
+    clock: FakeClock,
+) -> None:
+    """Only ``async def`` listeners are awaited by the call; what a plain
+    function returns runs in the background, even when an ``async def``
+    listener is there too."""
+    release = anyio.Event()
+    finished: list[bool] = []
+
+    async def slow() -> None:
+        await release.wait()
+        finished.append(True)
+
+    def plain(event: Event) -> Coroutine[Any, Any, None]:
+        return slow()
+
+    async def awaited(event: Event) -> None:
+        pass
+
+    transport = make_transport(Upstream(200), clock, [plain, awaited])
+    async with httpx.AsyncClient(transport=transport) as client:
+        with anyio.fail_after(5):  # (before the fix: waits for release, forever)
+            assert (await client.get(SECRET_URL)).status_code == 200
+    assert finished == []
+    release.set()
+    await anyio.wait_all_tasks_blocked()
+    assert finished == [True]
+
+
+class Boom(BaseException):
+    """Not an ``Exception``: it goes on up through the listener's caller."""
+
+
+async def test_a_listener_raising_a_base_exception_leaves_the_breaker_whole(
+    clock: FakeClock,
+) -> None:
+    """The exception reaches the caller, and the attempt still counts: a
+    half-open probe gives its slot back (before, the circuit stayed half-open
+    with its probe slot taken, rejecting every later call)."""
+    upstream = Upstream(503)
+
+    def on_probe(event: Event) -> None:
+        if isinstance(event, AttemptFinished) and upstream.status == 200:
+            upstream.status = 201  # once
+            raise Boom
+
+    transport = make_transport(upstream, clock, [on_probe])
+    async with httpx.AsyncClient(transport=transport) as client:
+        for _ in range(2):
+            assert (await client.get(SECRET_URL)).status_code == 503
+        assert transport.snapshot()[HOST]["state"] == "open"
+        clock.advance(10.0)
+        upstream.status = 200
+        with pytest.raises(Boom):
+            await client.get(SECRET_URL)  # the probe, a success
+        assert transport.snapshot()[HOST]["state"] == "closed"
+        assert (await client.get(SECRET_URL)).status_code == 201
+
+
+async def test_a_listener_object_with_a_static_or_class_call_method_gets_events(
+    clock: FakeClock,
+) -> None:
+    got: list[str] = []
+
+    def record(event: Event) -> None:
+        got.append(f"static {type(event).__name__}")
+
+    class Static:
+        __call__ = staticmethod(record)
+
+    class Classy:
+        @classmethod
+        def __call__(cls, event: Event) -> None:
+            got.append(f"{cls.__name__} {type(event).__name__}")
+
+    transport = make_transport(Upstream(200), clock, [Static(), Classy()])
+    async with httpx.AsyncClient(transport=transport) as client:
+        assert (await client.get(SECRET_URL)).status_code == 200
+    assert got == ["static AttemptFinished", "Classy AttemptFinished"]

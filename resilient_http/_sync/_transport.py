@@ -847,22 +847,26 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
         # The attempt's event goes out before the breaker hears the verdict, so
         # listeners see cause before effect: AttemptFinished, then StateChanged.
         emitter = self._emitter
-        if emitter.listeners:
-            if emitter.attempt_hooks is None:
-                emitter.emit(
-                    AttemptFinished(host.key, request.method, outcome, duration, status, error)
-                )
-            else:  # every listener takes the fields: no event to build
-                emitter.attempt_finished(host.key, request.method, outcome, duration, status, error)
-        breaker = host.breaker
-        if self._store is not None:  # before the breaker: it judges the breaker's prior state
-            self._store.record(breaker, ticket, outcome)
-        if outcome == "success":
-            breaker.on_success(ticket, duration)
-        elif outcome == "failure":
-            breaker.on_failure(ticket, duration)
-        else:
-            breaker.on_ignored(ticket)
+        try:
+            if emitter.listeners:
+                if emitter.attempt_hooks is None:
+                    emitter.emit(
+                        AttemptFinished(host.key, request.method, outcome, duration, status, error)
+                    )
+                else:  # every listener takes the fields: no event to build
+                    emitter.attempt_finished(
+                        host.key, request.method, outcome, duration, status, error
+                    )
+        finally:  # (a listener's BaseException goes on up: the verdict still counts)
+            breaker = host.breaker
+            if self._store is not None:  # before the breaker: it judges its prior state
+                self._store.record(breaker, ticket, outcome)
+            if outcome == "success":
+                breaker.on_success(ticket, duration)
+            elif outcome == "failure":
+                breaker.on_failure(ticket, duration)
+            else:
+                breaker.on_ignored(ticket)
 
     def _record_error(
         self,
