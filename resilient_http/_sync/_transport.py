@@ -472,15 +472,19 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
                 semaphore = host.semaphore
         if semaphore is None:
             return self._first(request, host, retry, ticket)
+        wait, begun = host.policy.max_wait, None
+        if retry.deadline is not None:  # the deadline counts the wait for a slot too
+            begun = self._clock()
+            wait = min(wait, retry.deadline)
         try:
-            acquired = _io.acquire(semaphore, host.policy.max_wait)
+            acquired = _io.acquire(semaphore, wait)
         except BaseException:  # cancelled while queued: give a probe slot back
             host.breaker.on_ignored(ticket)
             raise
         if not acquired:
             host.breaker.on_ignored(ticket)
             return self._reject(request, host, BulkheadFullError)
-        return self._in_slot(semaphore, request, host, retry, ticket)
+        return self._in_slot(semaphore, request, host, retry, ticket, begun)
 
     def _in_slot(
         self,
@@ -489,31 +493,44 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
         host: Host,
         retry: RetryPolicy,
         ticket: Ticket,
+        begun: float | None = None,
     ) -> httpx.Response:
-        """The call, in the bulkhead slot it holds: the slot is the call's until
-        its body ends (read, closed or failed)."""
+        """The call, in the bulkhead slot it holds (``begun``: when it started
+        waiting for it): the slot is the call's until its body ends (read,
+        closed or failed)."""
         try:
-            response = self._first(request, host, retry, ticket)
+            response = self._first(request, host, retry, ticket, begun)
         except BaseException:
             slot.release()
             raise
         return when_body_ends(response, slot.release)
 
     def _first(
-        self, request: httpx.Request, host: Host, retry: RetryPolicy, ticket: Ticket
+        self,
+        request: httpx.Request,
+        host: Host,
+        retry: RetryPolicy,
+        ticket: Ticket,
+        begun: float | None = None,
     ) -> httpx.Response:
         """The call's first attempt (hedged, when the host hedges it): a healthy
         answer is watched and handed over; anything else goes to
-        ``_after_first``."""
+        ``_after_first``. ``begun``: when the call started waiting for its
+        bulkhead slot (its deadline counts from then)."""
         store = self._store  # a shared store grants half-open probes fleet-wide
         if store is not None and ticket.probe and not store.admit_probe(host.breaker, ticket):
             return self._reject(request, host, None)
         started = self._clock()
+        if begun is None:
+            begun = started
         budget = host.budget if retry is host.retry else host.budget_for(retry)
         if budget is not None:
             budget.deposit(started)
         body = request.stream  # before an inner transport can buffer and replace it
-        deadline = math.inf if retry.deadline is None else started + retry.deadline
+        deadline = math.inf if retry.deadline is None else begun + retry.deadline
+        if deadline <= started:  # the wait for its slot took all its time: nothing is sent
+            host.breaker.on_ignored(ticket)
+            raise DeadlineExceeded(f"retry deadline reached for {request.method}", request=request)
         outcome: httpx.Response | BaseException
         if host.hedge is not None and isinstance(body, httpx.ByteStream):
             ticket, outcome = self._attempt(
@@ -535,7 +552,9 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
                 host.breaker.on_success(ticket, self._clock() - started if timed else 0.0)
                 return outcome
             return self._watch(request, host, ticket, outcome, started)
-        return self._after_first(request, host, retry, ticket, outcome, started, budget, body)
+        return self._after_first(
+            request, host, retry, ticket, outcome, started, budget, body, begun
+        )
 
     def _after_first(
         self,
@@ -547,8 +566,10 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
         started: float,
         budget: BudgetState | None,
         body: object,
+        begun: float,
     ) -> httpx.Response:
-        """The first attempt ended: record it, then retry, or hand over its
+        """The first attempt ended (it ``started`` then; the call ``begun``
+        then, its deadline's start): record it, then retry, or hand over its
         answer, or raise its error."""
         response: httpx.Response | None = None
         error: BaseException | None = None
@@ -565,7 +586,7 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
                 raise error
             assert response is not None
             return response
-        return self._retry_loop(request, host, retry, response, error, started, budget)
+        return self._retry_loop(request, host, retry, response, error, begun, budget)
 
     def _judge(
         self,

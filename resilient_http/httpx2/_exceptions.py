@@ -62,7 +62,8 @@ class CircuitOpenError(RejectedError):
 
 
 class BulkheadFullError(RejectedError):
-    """No concurrency slot for the host became free within ``Policy.max_wait``.
+    """No concurrency slot for the host became free within ``Policy.max_wait``
+    (or before the call's retry deadline, when that comes first).
 
     Not a breaker failure: the upstream was never called.
     """

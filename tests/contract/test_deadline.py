@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import anyio
 import pytest
 import tenacity
 
@@ -129,3 +130,76 @@ async def test_the_requests_own_shorter_timeout_stays_a_timeout(
         with pytest.raises(binding.http.ReadTimeout) as caught:
             await client.get(live.url + "/hang")
         assert not isinstance(caught.value, api.DeadlineExceeded)
+
+
+def _one_slot(binding: Binding, deadline: float) -> Any:
+    """A transport with a one-call bulkhead that waits up to 5 s for its slot."""
+    api = binding.api
+    retry = api.RetryPolicy(attempts=1, deadline=deadline)
+    return binding.transport(policy=api.Policy(retry=retry, max_concurrency=1, max_wait=5.0))
+
+
+async def test_a_call_waiting_for_a_bulkhead_slot_ends_at_its_deadline(
+    binding: Binding, live: LiveServer
+) -> None:
+    """The whole call ends by its deadline, its wait for a slot included: it is
+    rejected then (``BulkheadFullError``, as when ``max_wait`` runs out), not
+    after ``max_wait``."""
+    async with binding.client(_one_slot(binding, 0.5), timeout=10) as client:
+        async with client.stream("GET", live.url + "/echo"):  # holds the only slot
+            started = time.monotonic()
+            with pytest.raises(binding.api.BulkheadFullError):
+                await client.get(live.url + "/echo")
+            assert time.monotonic() - started < 1.5
+
+
+async def test_a_call_that_waited_for_its_slot_has_the_rest_of_its_deadline(
+    binding: Binding, live: LiveServer
+) -> None:
+    """A call that got its slot after 0.5 s of a 1 s deadline is cut 1 s after
+    it began waiting, not 1 s after it got the slot."""
+    async with binding.client(_one_slot(binding, 1.0), timeout=10) as client:
+        holding = client.stream("GET", live.url + "/echo")
+        await holding.__aenter__()
+
+        async def release() -> None:
+            await anyio.sleep(0.5)
+            await holding.__aexit__(None, None, None)
+
+        started = time.monotonic()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(release)
+            with pytest.raises(binding.api.DeadlineExceeded):
+                await client.get(live.url + "/hang")
+        assert 0.8 < time.monotonic() - started < 1.4
+
+
+async def test_a_slot_that_comes_with_no_time_left_sends_nothing(
+    binding: Binding, live: LiveServer
+) -> None:
+    """The deadline passed while the call waited for its slot (on the
+    transport's clock): the call ends with ``DeadlineExceeded``, nothing sent,
+    nothing counted."""
+    api = binding.api
+    clock = FakeClock()
+    retry = api.RetryPolicy(attempts=1, deadline=1.0)
+    policy = api.Policy(retry=retry, max_concurrency=1, max_wait=5.0)
+    transport = binding.transport(policy=policy, clock=clock, sleep=clock.sleep)
+    sent = live.state.hits.get("/hang", 0)
+    async with binding.client(transport, timeout=10) as client:
+        holding = client.stream("GET", live.url + "/echo")
+        await holding.__aenter__()
+
+        async def release() -> None:
+            await anyio.sleep(0.2)
+            clock.advance(2.0)  # past the deadline, while the call waits
+            await holding.__aexit__(None, None, None)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(release)
+            with pytest.raises(api.DeadlineExceeded):
+                await client.get(live.url + "/hang")
+    assert live.state.hits.get("/hang", 0) == sent
+    (breaker,) = transport.snapshot().values()
+    assert breaker["state"] == "closed"
+    assert breaker["consecutive_failures"] == 0
