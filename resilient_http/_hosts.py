@@ -64,6 +64,21 @@ def split_key(key: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def shown(text: str) -> str:
+    """What an error message may quote of a host pattern or URL someone gave:
+    its scheme and authority, with any userinfo, path, query or fragment left
+    out (``...`` where they were), as for every URL this library reports."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    cut = [at for at in map(rest.find, "/?#") if at != -1]
+    end = min(cut) if cut else len(rest)
+    authority = rest[:end]
+    if "@" in authority:
+        authority = "...@" + authority.rpartition("@")[2]
+    return f"{scheme}{sep}{authority}{'...' if end < len(rest) else ''}"
+
+
 def _normalise_host(text: str, *, what: str) -> str:
     """Normalise a bare host exactly the way httpx normalises URL hosts."""
     try:
@@ -102,7 +117,8 @@ class HostPattern:
         bad = not text or text != pattern or any(c in text for c in "/?#@ \t\r\n\\")
         if bad or "://" in text:
             raise ValueError(
-                f"{what} {pattern!r} is malformed: expected 'host', 'host:port' or '*.domain'"
+                f"{what} {shown(pattern)!r} is malformed: "
+                "expected 'host', 'host:port' or '*.domain'"
             )
         host_part, port = _split_port(text, pattern, what)
         wildcard = host_part.startswith("*.")

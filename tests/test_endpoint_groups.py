@@ -15,6 +15,7 @@ from resilient_http import BreakerPolicy, CircuitState
 from resilient_http._breaker import Breaker
 from resilient_http._endpoints import Endpoint, parse_endpoint
 from resilient_http._groups import Group
+from resilient_http._hosts import shown
 from resilient_http.testing import FakeClock
 
 # -- parse_endpoint ----------------------------------------------------------------------
@@ -68,7 +69,7 @@ NOT_BARE = (
 def test_a_bad_endpoint_is_refused_saying_what_is_wrong(text: str, why: str) -> None:
     with pytest.raises(ValueError) as raised:
         parse_endpoint(text)
-    assert str(raised.value) == f"Policy.endpoints: {text!r} {why}"
+    assert str(raised.value) == f"Policy.endpoints: {shown(text)!r} {why}"
 
 
 def test_an_endpoint_that_is_no_url_is_refused_with_the_reason() -> None:
@@ -79,7 +80,7 @@ def test_an_endpoint_that_is_no_url_is_refused_with_the_reason() -> None:
 
 
 def test_an_endpoint_that_is_not_a_string_is_a_type_error_naming_it() -> None:
-    with pytest.raises(TypeError, match=r"Policy\.endpoints must be URL strings, got 8080"):
+    with pytest.raises(TypeError, match=r"Policy\.endpoints must be URL strings, got int"):
         parse_endpoint(8080)
 
 
@@ -244,4 +245,16 @@ def test_a_port_outside_1_to_65535_is_refused(port: int) -> None:
     text = f"http://a.example.com:{port}"
     with pytest.raises(ValueError) as raised:
         parse_endpoint(text)
-    assert str(raised.value) == f"Policy.endpoints: {text!r} has an invalid port {port}"
+    assert str(raised.value) == f"Policy.endpoints: {shown(text)!r} has an invalid port {port}"
+
+
+@pytest.mark.parametrize(
+    "text", ["https://alice:s3cret@a.example.com", "https://a.example.com/v1?token=s3cret", 8080]
+)
+def test_a_refused_endpoint_is_named_without_its_secrets(text: object) -> None:
+    """README, "Logging and privacy": the error names the endpoint, not its
+    userinfo, path or query."""
+    with pytest.raises((ValueError, TypeError)) as raised:
+        parse_endpoint(text)
+    for secret in ("alice", "s3cret", "/v1", "token"):
+        assert secret not in str(raised.value)

@@ -7,7 +7,7 @@ import pytest
 import tenacity
 
 from resilient_http import BreakerPolicy, Policy, ResilientTransport, RetryPolicy
-from resilient_http._hosts import HostPattern, PatternTable, key_for_url
+from resilient_http._hosts import HostPattern, PatternTable, key_for_url, shown
 from resilient_http.testing import FakeClock
 
 
@@ -371,3 +371,43 @@ def test_an_empty_table_is_false_and_any_entry_makes_it_true() -> None:
     assert not PatternTable[int]()
     for text in ("api.example.com", "api.example.com:443", "*.example.com"):
         assert PatternTable([(HostPattern.parse(text), 1)])
+
+
+@pytest.mark.parametrize(
+    ("given", "quoted"),
+    [
+        ("api.example.com", "api.example.com"),
+        ("api.example.com:8443", "api.example.com:8443"),
+        ("*.example.com", "*.example.com"),
+        ("https://a.example.com", "https://a.example.com"),
+        ("https://alice:s3cret@a.example.com", "https://...@a.example.com"),
+        ("alice@a.example.com", "...@a.example.com"),
+        ("a:b@c@a.example.com:81", "...@a.example.com:81"),
+        ("https://a.example.com/?token=s3cret", "https://a.example.com..."),
+        ("https://a.example.com?token=s3cret", "https://a.example.com..."),
+        ("https://a.example.com#s3cret", "https://a.example.com..."),
+        ("https://a.example.com/v1/items", "https://a.example.com..."),
+        ("https://u:p@a.example.com/p?q#f", "https://...@a.example.com..."),
+        ("a.example.com/x@y?z", "a.example.com..."),
+        ("/relative?token=s3cret", "..."),
+        ("", ""),
+    ],
+)
+def test_errors_quote_what_was_given_without_userinfo_path_or_query(
+    given: str, quoted: str
+) -> None:
+    """README, "Logging and privacy": no URL path, query string or userinfo in
+    an exception message, also when the value is your own configuration."""
+    assert shown(given) == quoted
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["alice:s3cret@a.example.com", "a.example.com/v1?token=s3cret", "https://a.example.com#s3cret"],
+)
+def test_a_malformed_pattern_with_secrets_is_refused_without_them(given: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        HostPattern.parse(given, what="hosts pattern")
+    for secret in ("alice", "s3cret", "/v1", "token"):
+        assert secret not in str(raised.value)
+    assert "a.example.com" in str(raised.value)
