@@ -300,18 +300,46 @@ class Emitter:
 
     @staticmethod
     async def settle(owed: list[Awaitable[object]]) -> None:
-        """Run the call's owed listener calls. Cancelled meanwhile: the rest run
-        in the background and the cancellation goes on at once."""
+        """Run the call's owed listener calls, one after the other. Cancelled
+        meanwhile: the cancellation goes on at once, and the listener calls
+        finish in the background, the one running at that moment included
+        (each runs in a task of its own that the call waits for)."""
         while owed:
             awaitable = owed.pop(0)
             try:
-                await awaitable
-            except Exception:
-                logger.exception("resilient_http async listener raised")
+                await _waited_in_background(awaitable)
             except BaseException:
                 run_detached(owed)
                 owed.clear()
                 raise
+
+
+async def _waited_in_background(awaitable: Awaitable[object]) -> None:
+    """Run one listener call in a task of its own (an asyncio task, a trio
+    system task) and wait for it; a cancellation of the waiter leaves it
+    running. Its error is logged."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        task = loop.create_task(_run_all([awaitable]))  # (in a copy of this context)
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        await asyncio.shield(task)
+        return
+    import trio
+
+    done = trio.Event()
+
+    async def run() -> None:
+        try:
+            await _run_all([awaitable])
+        finally:
+            done.set()
+
+    trio.lowlevel.spawn_system_task(run, context=contextvars.copy_context())
+    await done.wait()
 
 
 async def _run_all(awaitables: list[Awaitable[object]]) -> None:

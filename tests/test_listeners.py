@@ -582,3 +582,35 @@ async def test_a_listener_object_with_a_static_or_class_call_method_gets_events(
     async with httpx.AsyncClient(transport=transport) as client:
         assert (await client.get(SECRET_URL)).status_code == 200
     assert got == ["static AttemptFinished", "Classy AttemptFinished"]
+
+
+async def test_the_listener_call_running_when_its_call_is_cancelled_finishes_in_the_background(
+    clock: FakeClock,
+) -> None:
+    """A cancelled call ends at once; its listener calls, the one running at
+    that moment included, finish in the background (README, "Listeners")."""
+    running = anyio.Event()
+    release = anyio.Event()
+    finished: list[str] = []
+
+    async def listener(event: Event) -> None:
+        if isinstance(event, AttemptFinished):
+            running.set()
+            await release.wait()
+            finished.append(event.outcome)
+
+    transport = make_transport(Upstream(200), clock, [listener])
+    async with httpx.AsyncClient(transport=transport) as client:
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tasks:
+
+                async def call() -> None:
+                    await client.get(SECRET_URL)
+
+                tasks.start_soon(call)
+                await running.wait()
+                tasks.cancel_scope.cancel()  # the call ends now, its listener still waiting
+        assert finished == []
+        release.set()
+        await anyio.wait_all_tasks_blocked()
+        assert finished == ["success"]
