@@ -331,15 +331,22 @@ async def _waited_in_background(awaitable: Awaitable[object]) -> None:
     import trio
 
     done = trio.Event()
+    raised: list[BaseException] = []
 
     async def run() -> None:
         try:
             await _run_all([awaitable])
+        except trio.Cancelled:  # (the run is ending: nobody waits any more)
+            raise
+        except BaseException as exc:  # not an Exception: the waiter raises it, as asyncio's would
+            raised.append(exc)
         finally:
             done.set()
 
     trio.lowlevel.spawn_system_task(run, context=contextvars.copy_context())
     await done.wait()
+    if raised:
+        raise raised[0]
 
 
 async def _run_all(awaitables: list[Awaitable[object]]) -> None:

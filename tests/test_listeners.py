@@ -536,8 +536,9 @@ class Boom(BaseException):
     """Not an ``Exception``: it goes on up through the listener's caller."""
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
 async def test_a_listener_raising_a_base_exception_leaves_the_breaker_whole(
-    clock: FakeClock,
+    clock: FakeClock, kind: str
 ) -> None:
     """The exception reaches the caller, and the attempt still counts: a
     half-open probe gives its slot back (before, the circuit stayed half-open
@@ -549,7 +550,10 @@ async def test_a_listener_raising_a_base_exception_leaves_the_breaker_whole(
             upstream.status = 201  # once
             raise Boom
 
-    transport = make_transport(upstream, clock, [on_probe])
+    async def on_probe_async(event: Event) -> None:
+        on_probe(event)
+
+    transport = make_transport(upstream, clock, [on_probe if kind == "sync" else on_probe_async])
     async with httpx.AsyncClient(transport=transport) as client:
         for _ in range(2):
             assert (await client.get(SECRET_URL)).status_code == 503
