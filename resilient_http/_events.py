@@ -17,7 +17,7 @@ import logging
 import math
 import sys
 import types
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -237,21 +237,24 @@ class Emitter:
         self.listeners: tuple[Callable[[Event], object], ...] = listeners
         # What emit calls: an object's bound ``__call__`` rather than the object
         # (calling an instance looks its ``__call__`` up on every call; this
-        # runs for every attempt), a function as it is.
+        # runs for every attempt), a function as it is; and whether the
+        # listener is ``async def``: only its calls are owed by the call that
+        # emitted the event (anything else it returns runs in the background).
         self._calls = tuple(
             (_direct(listener), listener, is_async_callable(listener)) for listener in listeners
         )
-        # Is any listener ``async def``? Only then does a call collect what it
-        # owes (anything else a listener returns to await runs in the background).
-        self.owing = any(is_async_callable(listener) for listener in listeners)
+        # Is any listener ``async def``? Only then does a call collect what it owes.
+        self.owing = any(owing for _, _, owing in self._calls)
         # When every listener takes an attempt's fields (``ATTEMPT_HOOK``), no
         # AttemptFinished is built: ``attempt_finished`` hands them the fields.
         # An event costs several microseconds, and one ends every attempt.
-        hooks = [(_attempt_hook(listener), listener) for listener in listeners]
+        taking = [
+            (hook, listener)
+            for listener in listeners
+            if (hook := _attempt_hook(listener)) is not None
+        ]
         self.attempt_hooks: tuple[tuple[Callable[..., object], object], ...] | None = (
-            tuple((hook, listener) for hook, listener in hooks if hook is not None)
-            if hooks and all(hook is not None for hook, _ in hooks)
-            else None
+            tuple(taking) if taking and len(taking) == len(listeners) else None
         )
 
     def emit(self, event: Event) -> None:
@@ -323,10 +326,7 @@ async def _waited_in_background(awaitable: Awaitable[object]) -> None:
     except RuntimeError:
         loop = None
     if loop is not None:
-        task = loop.create_task(_run_all([awaitable]))  # (in a copy of this context)
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-        await asyncio.shield(task)
+        await asyncio.shield(_in_task(loop, _run_all([awaitable]), contextvars.copy_context()))
         return
     import trio
 
@@ -349,6 +349,19 @@ async def _waited_in_background(awaitable: Awaitable[object]) -> None:
         raise raised[0]
 
 
+def _in_task(
+    loop: asyncio.AbstractEventLoop,
+    coroutine: Coroutine[Any, Any, None],
+    context: contextvars.Context,
+) -> asyncio.Task[None]:
+    """An asyncio task running ``coroutine`` in ``context``, kept referenced
+    until it is done (the loop itself keeps only a weak reference)."""
+    task = context.run(loop.create_task, coroutine)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
 async def _run_all(awaitables: list[Awaitable[object]]) -> None:
     for awaitable in awaitables:
         try:
@@ -369,9 +382,7 @@ def run_detached(awaitables: list[Awaitable[object]]) -> None:
     except RuntimeError:
         loop = None
     if loop is not None:
-        task = contextvars.Context().run(loop.create_task, _run_all(batch))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        _in_task(loop, _run_all(batch), contextvars.Context())
         return
     if in_trio():
         import trio

@@ -44,6 +44,7 @@ from resilient_http._exceptions import (
     CircuitOpenError,
     DeadlineExceeded,
     RejectedError,
+    deadline_reached,
 )
 from resilient_http._failures import error_outcome
 from resilient_http._hedging import HedgeState
@@ -530,7 +531,7 @@ class SyncResilientTransport(_io.Misuse, httpx.BaseTransport):
         deadline = math.inf if retry.deadline is None else begun + retry.deadline
         if deadline <= started:  # the wait for its slot took all its time: nothing is sent
             host.breaker.on_ignored(ticket)
-            raise DeadlineExceeded(f"retry deadline reached for {request.method}", request=request)
+            raise deadline_reached(request)
         outcome: httpx.Response | BaseException
         if host.hedge is not None and isinstance(body, httpx.ByteStream):
             ticket, outcome = self._attempt(

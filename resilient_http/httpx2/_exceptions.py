@@ -85,3 +85,8 @@ class DeadlineExceeded(httpx2.TimeoutException):
     """``RetryPolicy.deadline`` ran out: an attempt still running was cut (a
     timeout, so counted as a failure), or a response body still arriving when
     it was read for a retry was cut."""
+
+
+def deadline_reached(request: httpx2.Request) -> DeadlineExceeded:
+    """The error of a call whose deadline ran out before or during an attempt."""
+    return DeadlineExceeded(f"retry deadline reached for {request.method}", request=request)

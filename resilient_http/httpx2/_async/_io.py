@@ -27,7 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from resilient_http._breaker import Breaker, Clock
 from resilient_http._events import Emitter, Event, Listener, run_detached
-from resilient_http.httpx2._exceptions import DeadlineExceeded
+from resilient_http.httpx2._exceptions import deadline_reached
 
 __all__ = [
     "Attempt",
@@ -181,15 +181,13 @@ async def send_by(
     if cut is None:
         with anyio.move_on_after(left):
             return await transport.handle_async_request(request)
-        raise DeadlineExceeded(f"retry deadline reached for {request.method}", request=request)
+        raise deadline_reached(request)
     deadlines, key, task, cancelling = cut
     try:
         response = await transport.handle_async_request(request)
     except asyncio.CancelledError:
         if deadlines.withdraw(key, task, cancelling):  # the deadline's, and nobody else's
-            raise DeadlineExceeded(
-                f"retry deadline reached for {request.method}", request=request
-            ) from None
+            raise deadline_reached(request) from None
         raise
     except BaseException:
         deadlines.withdraw(key, task, cancelling)

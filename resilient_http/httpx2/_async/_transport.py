@@ -53,6 +53,7 @@ from resilient_http.httpx2._exceptions import (
     CircuitOpenError,
     DeadlineExceeded,
     RejectedError,
+    deadline_reached,
 )
 from resilient_http.httpx2._failures import error_outcome
 
@@ -532,7 +533,7 @@ class ResilientTransport(_io.Misuse, httpx2.AsyncBaseTransport):
         deadline = math.inf if retry.deadline is None else begun + retry.deadline
         if deadline <= started:  # the wait for its slot took all its time: nothing is sent
             host.breaker.on_ignored(ticket)
-            raise DeadlineExceeded(f"retry deadline reached for {request.method}", request=request)
+            raise deadline_reached(request)
         outcome: httpx2.Response | BaseException
         if host.hedge is not None and isinstance(body, httpx2.ByteStream):
             ticket, outcome = await self._attempt(

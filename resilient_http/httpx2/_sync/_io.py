@@ -32,7 +32,7 @@ from resilient_http._events import (
     logger,
     run_detached,
 )
-from resilient_http.httpx2._exceptions import DeadlineExceeded
+from resilient_http.httpx2._exceptions import DeadlineExceeded, deadline_reached
 
 __all__ = [
     "Attempt",
@@ -191,9 +191,7 @@ def send_by(
             _was_cut(exc, timeouts, left) or clock() >= deadline
         ):
             raise  # the request's own timeout, shorter than the time left
-        raise DeadlineExceeded(
-            f"retry deadline reached for {request.method}", request=request
-        ) from exc
+        raise deadline_reached(request) from exc
     finally:
         if own is None:
             del request.extensions["timeout"]
